@@ -1,0 +1,69 @@
+"""The processor's exceptions, split by what a retry would achieve.
+
+Lambda retries an async event that raised; a permanent error (bad event, not a video) would
+fail the same way on every retry, so it marks the job FAILED and returns instead. Each error
+carries the ``error_type`` written to the job row.
+"""
+
+from __future__ import annotations
+
+
+class ProcessorError(Exception):
+    """Base of every error the processor reports on a job row."""
+
+    error_type = "processing_error"
+    permanent = True
+
+
+class InvalidJobError(ProcessorError, ValueError):
+    """The event or request breaks the contract; ``field`` names the offending field."""
+
+    error_type = "invalid_job"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class NotAVideoError(ProcessorError):
+    """The input has no decodable video stream."""
+
+    error_type = "not_a_video"
+
+
+class InsufficientSpaceError(ProcessorError):
+    """The input (plus its segments) will not fit in the scratch directory (Lambda's /tmp)."""
+
+    error_type = "insufficient_space"
+
+
+class InputNotFoundError(ProcessorError):
+    """The upload key does not exist in the bucket."""
+
+    error_type = "input_not_found"
+
+
+class DeadlineExceededError(ProcessorError):
+    """Work stopped before the invocation's deadline so the job can be failed cleanly."""
+
+    error_type = "timeout"
+
+
+class ToolNotFoundError(ProcessorError):
+    """ffmpeg, ffprobe or the drawtext font cannot be found."""
+
+    error_type = "configuration_error"
+
+
+class FFmpegError(ProcessorError):
+    """ffmpeg exited with an error on an input that probed as a video."""
+
+    error_type = "ffmpeg_error"
+
+
+class TransientError(ProcessorError):
+    """A dependency failed in a way a retry can fix (throttling, 5xx, connection reset)."""
+
+    error_type = "transient_error"
+    permanent = False
