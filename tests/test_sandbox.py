@@ -1,0 +1,23 @@
+"""The stand-ins themselves: a real moto endpoint answering boto3, the backend's table shape."""
+
+import boto3
+
+from sandbox import backend
+
+
+def test_backend_world_has_the_backends_table_and_bucket(backend_world):
+    table = boto3.client("dynamodb").describe_table(TableName=backend_world.table)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "video_id", "KeyType": "HASH"}]
+    assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
+        name for name, _, _ in backend.TABLE_INDEXES}
+    versioning = boto3.client("s3").get_bucket_versioning(Bucket=backend_world.bucket)
+    assert versioning["Status"] == "Enabled"
+
+
+def test_job_row_is_written_like_the_backend_writes_it(backend_world, job_id):
+    backend.put_job_row(job_id, "uploads/u/v.mp4", file_size=123)
+    row = backend.get_job_row(job_id)
+    assert row["status"] == "QUEUED"
+    assert row["bucket_location"] == "uploads/u/v.mp4"
+    assert row["created_at"].endswith("Z")
+    assert row["file_size"] == 123
