@@ -50,10 +50,14 @@ class DeadlineExceededError(ProcessorError):
     error_type = "timeout"
 
 
-class ToolNotFoundError(ProcessorError):
-    """ffmpeg, ffprobe or the drawtext font cannot be found."""
+class ConfigurationError(ProcessorError):
+    """The processor itself is misconfigured (a missing variable, a missing binary)."""
 
     error_type = "configuration_error"
+
+
+class ToolNotFoundError(ConfigurationError):
+    """ffmpeg, ffprobe or the drawtext font cannot be found."""
 
 
 class FFmpegError(ProcessorError):

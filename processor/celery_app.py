@@ -1,0 +1,32 @@
+"""The Celery app of the fallback worker: ``celery -A processor.celery_app worker``.
+
+Broker chosen by URL (``CELERY_BROKER_URL``, else ``REDIS_URL``), as in the running backend.
+With ``acks_late`` a task whose worker dies runs again, and Redis redelivers a task still
+unacknowledged after ``visibility_timeout``: both are safe because the job claim makes the
+task idempotent, and the visibility timeout is kept above the task's hard time limit so a
+long job is not delivered twice while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+TASK_TIME_LIMIT_SECONDS = int(os.environ.get("TASK_TIME_LIMIT_SECONDS", "3600"))
+
+
+def broker_url() -> str:
+    return os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+app = Celery("video_processor", broker=broker_url(), include=["processor.tasks"])
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_time_limit=TASK_TIME_LIMIT_SECONDS + 60,
+    task_ignore_result=True,
+    broker_transport_options={"visibility_timeout": TASK_TIME_LIMIT_SECONDS + 600},
+    broker_connection_retry_on_startup=True,
+)

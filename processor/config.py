@@ -1,0 +1,62 @@
+"""The processor's configuration, read once from the environment.
+
+Lambda sets ``S3_BUCKET_NAME`` and ``DYNAMODB_TABLE_NAME`` (the Pulumi program declares them);
+the Celery worker gets the same variables from Railway.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from processor.engine import EncodeSettings
+from processor.errors import ConfigurationError
+
+# Lambda runs an async event at most three times by default (the first try and two retries);
+# the attempt that reaches this count fails the job instead of handing it to a retry that will
+# never come, so no job stays PROCESSING.
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is not set")
+    return value
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    table: str
+    redis_url: str | None
+    scratch_dir: Path
+    encode: EncodeSettings
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            bucket=_required("S3_BUCKET_NAME"),
+            table=_required("DYNAMODB_TABLE_NAME"),
+            redis_url=os.environ.get("REDIS_URL") or None,
+            # Lambda's writable disk is /tmp; tempfile honours TMPDIR elsewhere.
+            scratch_dir=Path(os.environ.get("SCRATCH_DIR") or tempfile.gettempdir()),
+            encode=EncodeSettings.from_env(),
+            max_attempts=_positive_int("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+        )

@@ -1,0 +1,33 @@
+"""The Lambda entry point: ``processor.handler.lambda_handler``.
+
+Async invocations: the return value goes nowhere (except to an on-success destination), so
+what matters is the job row and the exception. Permanent errors return after marking the job
+FAILED; transient ones raise so Lambda's async retry runs the job again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+from processor.contract import parse_event
+from processor.logs import log
+from processor.pipeline import build_runner
+
+# Time kept back from Lambda's limit to stop ffmpeg, remove partial segments and mark the row
+# FAILED: if Lambda killed the invocation first, the job would stay PROCESSING until its lease ran out.
+SAFETY_MARGIN_SECONDS = 20.0
+# The claim outlives the invocation's deadline a little, so a slow final write is still ours.
+LEASE_SLACK_SECONDS = 30.0
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    remaining = context.get_remaining_time_in_millis() / 1000
+    deadline = time.monotonic() + remaining - SAFETY_MARGIN_SECONDS
+    job_id = event.get("job_id") if isinstance(event, Mapping) else None
+    log("invocation", job_id=job_id if isinstance(job_id, str) else None,
+        request_id=getattr(context, "aws_request_id", None), remaining_seconds=round(remaining, 1))
+    runner = build_runner("lambda")
+    outcome = runner.run_request(lambda: parse_event(event, expected_bucket=runner.settings.bucket), job_id,
+                                 deadline=deadline, lease_until=time.time() + remaining + LEASE_SLACK_SECONDS)
+    return outcome.to_dict()

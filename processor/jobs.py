@@ -1,0 +1,160 @@
+"""The job row in DynamoDB: conditional status changes that make processing idempotent.
+
+Lambda may deliver an async event more than once, Celery redelivers an unacknowledged task,
+and the router may hand one job to both backends after a fallback. Every status change here is
+a conditional UpdateItem, so exactly one attempt holds a job at a time:
+
+- ``claim``: QUEUED (or no row, or PROCESSING whose lease has expired) -> PROCESSING under a
+  fresh attempt id with a lease that ends at the attempt's own deadline, like Powertools'
+  in-progress expiry: a killed attempt cannot block the retry forever.
+- ``progress``, ``complete``, ``fail``, ``release``: only for the attempt that holds the claim.
+
+Only UpdateItem: a PutItem would drop the attributes the backend wrote on the row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Sequence
+
+import boto3
+from botocore.exceptions import ClientError
+
+from processor.aws_errors import aws_call
+from processor.errors import ProcessorError
+from processor.logs import utc_timestamp
+
+QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
+MAX_ERROR_MESSAGE = 1000
+
+_CLAIMABLE = ("attribute_not_exists(video_id) OR #status = :queued "
+              "OR (#status = :processing AND lease_expires_at < :now_epoch)")
+_OWNED = "processing_attempt_id = :attempt AND #status = :processing"
+
+
+class ClaimLostError(ProcessorError):
+    """Another attempt took the job over (this attempt's lease expired); stop without writing."""
+
+    error_type = "claim_lost"
+
+
+@dataclass(frozen=True)
+class Claim:
+    claimed: bool
+    attempt_id: str
+    attempts: int = 0
+    status: str | None = None  # the status that blocked the claim, when not claimed
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(str(round(value, 3)))
+
+
+class JobStore:
+    def __init__(self, table_name: str, resource: Any = None) -> None:
+        self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    def _update(self, what: str, job_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        """Run one conditional update; False when the condition did not hold."""
+        with aws_call(f"DynamoDB {what} of job {job_id}"):
+            try:
+                self.table.update_item(
+                    Key={"video_id": job_id},
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as error:
+                if _is_condition_failure(error):
+                    return False
+                raise
+        return True
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with aws_call(f"DynamoDB read of job {job_id}"):
+            return self.table.get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
+
+    def claim(self, job_id: str, attempt_id: str, lease_until: float, backend: str) -> Claim:
+        now = utc_timestamp()
+        claimed = self._update(
+            "claim", job_id,
+            "SET #status = :processing, processing_attempt_id = :attempt, lease_expires_at = :lease, "
+            "processing_started_at = :now, updated_at = :now, processed_by = :backend, "
+            "processing_stage = :stage, progress_percentage = :zero "
+            "ADD processing_attempts :one REMOVE error_message, error_type, last_error",
+            _CLAIMABLE,
+            {":processing": PROCESSING, ":queued": QUEUED, ":attempt": attempt_id, ":now": now,
+             ":lease": int(lease_until), ":now_epoch": int(time.time()), ":backend": backend,
+             ":stage": "claimed", ":zero": 0, ":one": 1},
+        )
+        row = self.get(job_id) or {}
+        if claimed:
+            return Claim(True, attempt_id, attempts=int(row.get("processing_attempts", 1)))
+        return Claim(False, attempt_id, attempts=int(row.get("processing_attempts", 0)), status=row.get("status"))
+
+    def progress(self, job_id: str, attempt_id: str, stage: str, percentage: int) -> None:
+        if not self._update(
+            "progress", job_id,
+            "SET processing_stage = :stage, progress_percentage = :pct, updated_at = :now",
+            _OWNED,
+            {":stage": stage, ":pct": percentage, ":now": utc_timestamp(), ":attempt": attempt_id,
+             ":processing": PROCESSING},
+        ):
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def complete(self, job_id: str, attempt_id: str, keys: Sequence[str], durations: Sequence[float]) -> None:
+        """COMPLETED with the ordered segment keys, written only once every segment is uploaded."""
+        now = utc_timestamp()
+        if not self._update(
+            "completion", job_id,
+            "SET #status = :completed, output_s3_urls = :keys, segments_created = :count, "
+            "segment_durations = :durations, processing_stage = :completed_stage, "
+            "progress_percentage = :hundred, completed_at = :now, updated_at = :now REMOVE lease_expires_at",
+            _OWNED,
+            {":completed": COMPLETED, ":keys": list(keys), ":count": len(keys),
+             ":durations": [_decimal(d) for d in durations], ":completed_stage": "completed",
+             ":hundred": 100, ":now": now, ":attempt": attempt_id, ":processing": PROCESSING},
+        ):
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def fail(self, job_id: str, attempt_id: str, message: str, error_type: str) -> bool:
+        """FAILED with the error; False when this attempt no longer holds the job."""
+        now = utc_timestamp()
+        return self._update(
+            "failure", job_id,
+            "SET #status = :failed, error_message = :message, error_type = :type, "
+            "processing_stage = :failed_stage, failed_at = :now, updated_at = :now REMOVE lease_expires_at",
+            _OWNED,
+            {":failed": FAILED, ":message": message[:MAX_ERROR_MESSAGE], ":type": error_type,
+             ":failed_stage": "failed", ":now": now, ":attempt": attempt_id, ":processing": PROCESSING},
+        )
+
+    def fail_unclaimed(self, job_id: str, message: str, error_type: str) -> bool:
+        """FAILED for a job no attempt could start (a bad event); never over a finished or live job."""
+        now = utc_timestamp()
+        return self._update(
+            "failure", job_id,
+            "SET #status = :failed, error_message = :message, error_type = :type, "
+            "processing_stage = :failed_stage, failed_at = :now, updated_at = :now",
+            f"attribute_exists(video_id) AND ({_CLAIMABLE})",
+            {":failed": FAILED, ":message": message[:MAX_ERROR_MESSAGE], ":type": error_type,
+             ":failed_stage": "failed", ":now": now, ":queued": QUEUED, ":processing": PROCESSING,
+             ":now_epoch": int(time.time())},
+        )
+
+    def release(self, job_id: str, attempt_id: str, message: str) -> bool:
+        """Give the claim back after a transient error so the retry can take the job at once."""
+        return self._update(
+            "release", job_id,
+            "SET lease_expires_at = :zero, last_error = :message, processing_stage = :stage, updated_at = :now",
+            _OWNED,
+            {":zero": 0, ":message": message[:MAX_ERROR_MESSAGE], ":stage": "retrying",
+             ":now": utc_timestamp(), ":attempt": attempt_id, ":processing": PROCESSING},
+        )

@@ -1,0 +1,162 @@
+"""One job, start to finish: claim -> download -> probe -> plan -> ffmpeg -> upload -> job row.
+
+Shared by the Lambda handler and the Celery task, so both backends produce the same segments
+and the same row. The outcome of an attempt is one of:
+
+- completed: every segment uploaded, then the row set COMPLETED (never the other way round);
+- failed: a permanent error (bad input, timeout, not a video); the row says FAILED with the
+  error, and this job's segment keys are removed so no half-set lingers;
+- skipped: a duplicate delivery (the job is COMPLETED, or held by another live attempt);
+- a raised TransientError: the claim is released and the caller's retry runs the job again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+
+from processor.config import Settings
+from processor.contract import Job, validate_job_id
+from processor.engine import cut
+from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
+from processor.jobs import ClaimLostError, JobStore
+from processor.logs import log
+from processor.plan import plan
+from processor.probe import probe
+from processor.progress import ProgressReporter
+from processor.storage import VideoStorage
+
+
+class InternalError(ProcessorError):
+    """An unexpected exception: a bug, which a retry would repeat."""
+
+    error_type = "internal_error"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job_id: str
+    status: str  # completed | failed | skipped
+    output_keys: list[str] = field(default_factory=list)
+    error_type: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_deadline(deadline: float) -> None:
+    if time.monotonic() >= deadline:
+        raise DeadlineExceededError("processing stopped before the time limit; the video is too long "
+                                    "for the configured timeout and memory")
+
+
+class JobRunner:
+    def __init__(self, settings: Settings, store: JobStore, storage: VideoStorage, backend: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.backend = backend
+
+    def run_request(self, parse: Callable[[], Job], job_id: Any, *, deadline: float, lease_until: float) -> Outcome:
+        """Validate (``parse``) then run; a job that breaks the contract is failed, not retried."""
+        try:
+            job = parse()
+        except InvalidJobError as error:
+            marked = False
+            try:
+                marked = self.store.fail_unclaimed(validate_job_id(job_id), str(error), error.error_type)
+            except InvalidJobError:
+                pass  # Without a usable job id there is no row to mark; the log line is the record.
+            log("invalid_job", job_id=job_id if isinstance(job_id, str) else None, level=logging.ERROR,
+                error=str(error), row_marked_failed=marked, backend=self.backend)
+            return Outcome(str(job_id), "failed", error_type=error.error_type, message=str(error))
+        return self.run(job, deadline=deadline, lease_until=lease_until)
+
+    def run(self, job: Job, *, deadline: float, lease_until: float) -> Outcome:
+        """Process ``job`` once; ``deadline`` is monotonic, ``lease_until`` epoch seconds."""
+        attempt = uuid.uuid4().hex
+        claim = self.store.claim(job.job_id, attempt, lease_until, self.backend)
+        if not claim.claimed:
+            log("duplicate_skipped", job_id=job.job_id, status=claim.status, backend=self.backend)
+            return Outcome(job.job_id, "skipped", message=f"job is {claim.status} under another attempt")
+        log("claimed", job_id=job.job_id, attempt=attempt, attempts=claim.attempts, backend=self.backend,
+            s3_key=job.s3_key)
+        reporter = ProgressReporter(job.job_id, store=self.store, attempt_id=attempt,
+                                    redis_url=self.settings.redis_url)
+        planned = 0
+        try:
+            check_deadline(deadline)
+            with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
+                work = Path(scratch)
+                reporter.update("downloading", message="downloading the upload")
+                source = self.storage.download(job.s3_key, work)
+                check_deadline(deadline)
+                reporter.update("analyzing", message="reading the video")
+                media = probe(source)
+                segments = plan(job, media.duration)
+                planned = reporter.total_segments = len(segments)
+                (work / "segments").mkdir()
+                files = cut(source, segments, work / "segments", self.settings.encode, media=media,
+                            on_progress=lambda f: reporter.update("processing", f, "cutting segments"),
+                            deadline=deadline)
+                check_deadline(deadline)
+
+                def uploaded(index: int) -> None:
+                    reporter.update("uploading", (index + 1) / planned, "uploading segments", index + 1)
+                    check_deadline(deadline)
+
+                reporter.update("uploading", message="uploading segments")
+                keys = self.storage.upload_segments(job, [f.path for f in files], uploaded)
+                self.store.complete(job.job_id, attempt, keys, [f.duration for f in files])
+        except ClaimLostError as error:
+            log("superseded", job_id=job.job_id, level=logging.WARNING, error=str(error))
+            return Outcome(job.job_id, "skipped", message=str(error))
+        except TransientError as error:
+            if claim.attempts < self.settings.max_attempts:
+                self.store.release(job.job_id, attempt, str(error))
+                log("transient_error", job_id=job.job_id, level=logging.WARNING, error=str(error),
+                    attempts=claim.attempts)
+                raise
+            return self._fail(job, attempt, reporter, error, planned,
+                              f"gave up after {claim.attempts} attempts: {error}")
+        except ProcessorError as error:
+            return self._fail(job, attempt, reporter, error, planned, str(error))
+        except Exception as error:  # noqa: BLE001 - a bug must still end the job, not leave it PROCESSING
+            logging.getLogger("processor").exception("unexpected error")
+            return self._fail(job, attempt, reporter, InternalError(), planned,
+                              f"internal error: {type(error).__name__}: {error}")
+        reporter.finish("completed", f"{len(keys)} segments ready")
+        return Outcome(job.job_id, "completed", output_keys=keys)
+
+    def _fail(self, job: Job, attempt: str, reporter: ProgressReporter, error: ProcessorError, planned: int,
+              message: str) -> Outcome:
+        if self.store.fail(job.job_id, attempt, message, error.error_type):
+            # Only the holder of the job may remove its segments: a newer attempt may be writing them.
+            self.storage.delete(job, planned)
+        log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error.error_type, error=message)
+        reporter.finish("failed", message)
+        return Outcome(job.job_id, "failed", error_type=error.error_type, message=message)
+
+
+@cache
+def _aws(endpoint: str | None) -> tuple[Any, Any]:
+    # Clients are reused across warm Lambda invocations and Celery tasks; keyed by endpoint so
+    # a process pointed at another endpoint (a local stand-in) never reuses a stale client.
+    return boto3.client("s3"), boto3.resource("dynamodb")
+
+
+def build_runner(backend: str) -> JobRunner:
+    """A runner configured from the environment (see `processor.config`)."""
+    settings = Settings.from_env()
+    s3, dynamodb = _aws(os.environ.get("AWS_ENDPOINT_URL"))
+    return JobRunner(settings, JobStore(settings.table, dynamodb), VideoStorage(settings.bucket, s3), backend)

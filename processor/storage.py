@@ -1,0 +1,76 @@
+"""S3: the upload in, the segments out.
+
+The input is downloaded to local scratch (Lambda's /tmp) rather than read from a presigned URL:
+the static ffmpeg links glibc statically and cannot resolve host names. Free space is checked
+first, since a video larger than /tmp would otherwise fail half-way with a confusing ENOSPC.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import boto3
+from botocore.exceptions import ClientError
+
+from processor.aws_errors import aws_call
+from processor.contract import Job
+from processor.errors import InputNotFoundError, InsufficientSpaceError
+from processor.logs import log
+
+# The input, its segments (about the input's size again when re-encoding) and ffmpeg's slack.
+SPACE_FACTOR = 2.2
+SPACE_MARGIN_BYTES = 32 * 1024 * 1024
+
+
+class VideoStorage:
+    def __init__(self, bucket: str, client: Any = None) -> None:
+        self.bucket = bucket
+        self.s3 = client or boto3.client("s3")
+
+    def download(self, key: str, directory: Path) -> Path:
+        """Download ``key`` into ``directory`` after proving it will fit with its segments."""
+        with aws_call(f"S3 HeadObject s3://{self.bucket}/{key}"):
+            try:
+                size = self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise InputNotFoundError(f"input s3://{self.bucket}/{key} does not exist") from error
+                raise
+        needed = int(size * SPACE_FACTOR) + SPACE_MARGIN_BYTES
+        free = shutil.disk_usage(directory).free
+        if needed > free:
+            raise InsufficientSpaceError(
+                f"input is {size / 1e6:.0f} MB and needs about {needed / 1e6:.0f} MB of scratch space "
+                f"with its segments, but {directory} has {free / 1e6:.0f} MB free "
+                "(raise the function's ephemeral storage or route such files to Celery)")
+        target = directory / ("input" + Path(key).suffix.lower()[:8])
+        with aws_call(f"S3 download s3://{self.bucket}/{key}"):
+            self.s3.download_file(self.bucket, key, str(target))
+        return target
+
+    def upload_segments(self, job: Job, paths: Sequence[Path],
+                        on_uploaded: Callable[[int], None] | None = None) -> list[str]:
+        """Upload segment i to ``processed/{job_id}/segment_{i:03d}.mp4``; keys in order.
+
+        Keys are a function of the job and the index, so a retry overwrites, never duplicates.
+        """
+        keys: list[str] = []
+        for index, path in enumerate(paths):
+            key = job.output_key(index)
+            with aws_call(f"S3 upload s3://{self.bucket}/{key}"):
+                self.s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": "video/mp4"})
+            keys.append(key)
+            if on_uploaded:
+                on_uploaded(index)
+        return keys
+
+    def delete(self, job: Job, count: int) -> None:
+        """Remove this job's first ``count`` segments (best effort: the row, not S3, says done)."""
+        keys = [{"Key": job.output_key(i)} for i in range(count)]
+        for start in range(0, len(keys), 1000):
+            try:
+                self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
+            except ClientError as error:
+                log("cleanup_failed", job_id=job.job_id, error=str(error))
