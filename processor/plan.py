@@ -58,7 +58,8 @@ def plan_boundaries(duration: float, cut: Cut, job_id: str) -> list[tuple[float,
     total_ms = max(1, round(duration * _MS))
     lengths = _lengths_ms(total_ms, cut, job_id)
     if len(lengths) > 1 and lengths[-1] < MIN_TAIL_SECONDS * _MS:
-        lengths[-2] += lengths.pop()
+        tail = lengths.pop()
+        lengths[-1] += tail
     boundaries, start = [], 0
     for length in lengths:
         boundaries.append((start / _MS, (start + length) / _MS))
