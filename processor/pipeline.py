@@ -149,14 +149,14 @@ class JobRunner:
 
 
 @cache
-def _aws(endpoint: str | None) -> tuple[Any, Any]:
-    # Clients are reused across warm Lambda invocations and Celery tasks; keyed by endpoint so
-    # a process pointed at another endpoint (a local stand-in) never reuses a stale client.
+def _aws(endpoints: tuple[tuple[str, str], ...]) -> tuple[Any, Any]:
+    # Clients are reused across warm Lambda invocations and Celery tasks; keyed by the
+    # AWS_ENDPOINT_URL* variables so a process pointed elsewhere never reuses a stale client.
     return boto3.client("s3"), boto3.resource("dynamodb")
 
 
 def build_runner(backend: str) -> JobRunner:
     """A runner configured from the environment (see `processor.config`)."""
     settings = Settings.from_env()
-    s3, dynamodb = _aws(os.environ.get("AWS_ENDPOINT_URL"))
+    s3, dynamodb = _aws(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL"))))
     return JobRunner(settings, JobStore(settings.table, dynamodb), VideoStorage(settings.bucket, s3), backend)

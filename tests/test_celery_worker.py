@@ -1,0 +1,102 @@
+"""The Celery fallback: a real worker process on a real Redis server runs today's task name."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from celery import Celery
+
+from processor.contract import CELERY_TASK_NAME, make_job
+from sandbox import backend
+from tests.jobworld import LambdaContext, queue_job
+from tests.media import make_video
+
+
+@pytest.fixture(scope="module")
+def worker(moto, redis_url, tmp_path_factory):
+    """A `celery worker` process consuming a queue of its own, configured like the Railway worker."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": redis_url,
+           "S3_BUCKET_NAME": backend.DEFAULT_BUCKET, "DYNAMODB_TABLE_NAME": backend.DEFAULT_TABLE}
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "processor.celery_app", "worker", "--pool=solo", "-Q", queue,
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
+            env=env, stdout=output, stderr=subprocess.STDOUT)
+    client = Celery("test-client", broker=redis_url)
+    deadline = time.monotonic() + 30
+    while "ready" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"celery worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield lambda args, task_id: client.send_task(CELERY_TASK_NAME, args=args, task_id=task_id, queue=queue)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("media") / "clip.mp4", duration=5.0)
+
+
+def wait_for(queued, status: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = queued.row()
+        if row and row["status"] == status and "lease_expires_at" not in row:
+            return row
+        time.sleep(0.2)
+    pytest.fail(f"job {queued.job_id} did not reach {status}: {queued.row()}")
+
+
+def test_worker_runs_todays_task_to_completion(backend_world, worker, video, job_id):
+    queued = queue_job(backend_world, video, job_id)
+    job = make_job(job_id=job_id, s3_key=queued.s3_key, cutting_options={"type": "fixed", "duration_seconds": 2},
+                   text_strategy="one_for_all", text_input={"base_text": "from celery"}, user_id="user-1")
+    worker(job.celery_args(), job_id)
+    row = wait_for(queued, "COMPLETED")
+    assert row["output_s3_urls"] == [f"processed/{job_id}/segment_{i:03d}.mp4" for i in range(3)]
+    assert row["processed_by"] == "celery"
+    assert queued.segment_keys() == row["output_s3_urls"]
+
+
+def test_a_redelivered_task_runs_once(backend_world, worker, video, job_id):
+    queued = queue_job(backend_world, video, job_id)
+    job = make_job(job_id=job_id, s3_key=queued.s3_key)
+    worker(job.celery_args(), job_id)
+    worker(job.celery_args(), job_id)
+    row = wait_for(queued, "COMPLETED")
+    time.sleep(1.0)  # let the second delivery run too
+    assert queued.row()["processing_attempts"] == 1
+    assert queued.object_versions() == 1
+
+
+def test_lambda_and_celery_give_the_same_segments_and_rows(backend_world, worker, video, job_id):
+    """The same job (same id, so the same random plan) through each backend in turn."""
+    from processor.handler import lambda_handler
+
+    options = {"type": "random", "min_duration": 1, "max_duration": 3}
+    queued = queue_job(backend_world, video, job_id)
+    lambda_handler(queued.event(cutting_options=options, text_strategy="unique_for_all",
+                                text_input={"unique_texts": ["a", "b"]}), LambdaContext())
+    lambda_row = wait_for(queued, "COMPLETED")
+    # The backend writes a fresh QUEUED row for the job; the segments are replaced.
+    queue_job(backend_world, video, job_id)
+    job = make_job(job_id=job_id, s3_key=queued.s3_key, cutting_options=options, text_strategy="unique_for_all",
+                   text_input={"unique_texts": ["a", "b"]})
+    worker(job.celery_args(), job_id)
+    celery_row = wait_for(queued, "COMPLETED")
+    assert set(celery_row) == set(lambda_row)
+    assert (lambda_row["processed_by"], celery_row["processed_by"]) == ("lambda", "celery")
+    assert celery_row["output_s3_urls"] == lambda_row["output_s3_urls"]
+    frame = 1 / 30
+    assert len(celery_row["segment_durations"]) == len(lambda_row["segment_durations"]) > 1
+    for a, b in zip(celery_row["segment_durations"], lambda_row["segment_durations"]):
+        assert abs(float(a) - float(b)) <= frame

@@ -1,0 +1,187 @@
+"""The Lambda handler against a real moto server and the real pinned ffmpeg.
+
+Covers the contract with the backend's job row, duplicate delivery, retry after a transient
+error, a timeout about to strike, and inputs that must fail cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+
+from processor import handler
+from processor.handler import lambda_handler
+from sandbox.servers import free_port
+from tests.jobworld import LambdaContext, queue_job
+from tests.media import make_not_a_video, make_video
+
+
+@pytest.fixture(scope="session")
+def short_video(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("media") / "short.mp4", duration=5.0)
+
+
+@pytest.fixture
+def queued(backend_world, short_video, job_id):
+    return queue_job(backend_world, short_video, job_id)
+
+
+def test_job_completes_with_ordered_keys_and_the_backends_attributes_kept(queued):
+    before = queued.row()
+    result = lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    keys = [f"processed/{queued.job_id}/segment_{i:03d}.mp4" for i in range(3)]
+    assert result["status"] == "completed" and result["output_keys"] == keys
+    assert row["status"] == "COMPLETED"
+    assert row["output_s3_urls"] == keys
+    assert row["segments_created"] == 3
+    assert [float(d) for d in row["segment_durations"]] == pytest.approx([2, 2, 1], abs=0.05)
+    assert row["progress_percentage"] == 100
+    for name in ("user_id", "created_at", "bucket_location", "filename", "file_size", "upload_date"):
+        assert row[name] == before[name], name
+    assert row["updated_at"].endswith("Z") and row["completed_at"].endswith("Z")
+    assert row["processed_by"] == "lambda"
+    assert queued.segment_keys() == keys
+    head = boto3.client("s3").head_object(Bucket=queued.bucket, Key=keys[0])
+    assert head["ContentType"] == "video/mp4"
+
+
+def test_duplicate_delivery_of_a_completed_job_changes_nothing(queued):
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "completed"
+    row, versions = queued.row(), queued.object_versions()
+    again = lambda_handler(queued.event(), LambdaContext())
+    assert again["status"] == "skipped"
+    assert queued.row() == row
+    assert queued.object_versions() == versions
+
+
+def test_job_held_by_another_live_attempt_is_left_alone(queued):
+    table = boto3.resource("dynamodb").Table(queued.table)
+    table.update_item(Key={"video_id": queued.job_id},
+                      UpdateExpression="SET #s = :p, processing_attempt_id = :a, lease_expires_at = :l",
+                      ExpressionAttributeNames={"#s": "status"},
+                      ExpressionAttributeValues={":p": "PROCESSING", ":a": "other", ":l": int(time.time()) + 600})
+    row = queued.row()
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "skipped"
+    assert queued.row() == row
+    assert queued.segment_keys() == []
+
+
+def test_an_expired_claim_is_taken_over(queued):
+    table = boto3.resource("dynamodb").Table(queued.table)
+    table.update_item(Key={"video_id": queued.job_id},
+                      UpdateExpression="SET #s = :p, processing_attempt_id = :a, lease_expires_at = :l",
+                      ExpressionAttributeNames={"#s": "status"},
+                      ExpressionAttributeValues={":p": "PROCESSING", ":a": "killed", ":l": int(time.time()) - 1})
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "completed"
+    assert queued.row()["status"] == "COMPLETED"
+
+
+def test_a_bad_event_fails_the_job_naming_the_field(queued):
+    result = lambda_handler(queued.event(cutting_options={"type": "fixed", "duration_seconds": 0}), LambdaContext())
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert row["status"] == "FAILED"
+    assert row["error_type"] == "invalid_job"
+    assert row["error_message"].startswith("cutting_options.duration_seconds:")
+    assert queued.segment_keys() == []
+
+
+def test_an_event_for_another_bucket_is_refused(queued):
+    result = lambda_handler(queued.event(s3_bucket="someone-elses-bucket"), LambdaContext())
+    assert result["error_type"] == "invalid_job"
+    assert queued.row()["error_message"].startswith("s3_bucket:")
+
+
+def test_a_file_that_is_not_a_video_fails_cleanly(backend_world, tmp_path, job_id):
+    queued = queue_job(backend_world, make_not_a_video(tmp_path / "notes.mp4"), job_id)
+    result = lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert (row["status"], row["error_type"]) == ("FAILED", "not_a_video")
+    assert "lease_expires_at" not in row
+    assert queued.segment_keys() == []
+
+
+def test_a_missing_upload_fails_cleanly(queued):
+    boto3.client("s3").delete_object(Bucket=queued.bucket, Key=queued.s3_key)
+    lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    assert (row["status"], row["error_type"]) == ("FAILED", "input_not_found")
+
+
+def test_no_time_left_fails_the_job_instead_of_leaving_it_processing(queued):
+    lambda_handler(queued.event(), LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS - 1))
+    row = queued.row()
+    assert (row["status"], row["error_type"]) == ("FAILED", "timeout")
+    assert queued.segment_keys() == []
+
+
+def test_a_timeout_striking_during_ffmpeg_stops_it_and_fails_the_job(backend_world, tmp_path, job_id):
+    long_video = make_video(tmp_path / "long.mp4", duration=40.0, width=640, height=360)
+    queued = queue_job(backend_world, long_video, job_id)
+    started = time.monotonic()
+    lambda_handler(queued.event(cutting_options={"type": "fixed", "duration_seconds": 5},
+                                text_strategy="one_for_all", text_input={"base_text": "slow"}),
+                   LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS + 1.0))
+    row = queued.row()
+    assert (row["status"], row["error_type"]) == ("FAILED", "timeout"), row
+    # ffmpeg was stopped at the deadline, not left to finish the whole video.
+    assert time.monotonic() - started < handler.SAFETY_MARGIN_SECONDS
+    assert queued.segment_keys() == []
+
+
+def test_a_transient_s3_outage_is_retried_and_the_retry_resumes(queued, monkeypatch):
+    # A closed port: every S3 call fails to connect, while DynamoDB keeps working.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(Exception) as raised:
+        lambda_handler(queued.event(), LambdaContext())
+    assert type(raised.value).__name__ == "TransientError"
+    row = queued.row()
+    assert row["status"] == "PROCESSING" and row["lease_expires_at"] == 0 and "S3" in row["last_error"]
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "completed"
+    row = queued.row()
+    assert row["status"] == "COMPLETED" and row["processing_attempts"] == 2
+    assert "last_error" not in row
+
+
+def test_the_last_attempt_fails_the_job_instead_of_raising(queued, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("MAX_ATTEMPTS", "2")
+    with pytest.raises(Exception):
+        lambda_handler(queued.event(), LambdaContext())
+    result = lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert (row["status"], row["error_type"]) == ("FAILED", "transient_error")
+    assert row["error_message"].startswith("gave up after 2 attempts")
+
+
+def test_progress_is_published_in_todays_shape_and_logged_per_stage(queued, redis_url, monkeypatch, capfd):
+    import redis
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    subscriber = redis.Redis.from_url(redis_url).pubsub()
+    subscriber.subscribe(f"job_progress_{queued.job_id}")
+    subscriber.get_message(timeout=1)  # the subscription confirmation
+    lambda_handler(queued.event(), LambdaContext())
+    messages = []
+    while (message := subscriber.get_message(timeout=0.5)) is not None:
+        messages.append(json.loads(message["data"]))
+    assert messages, "no progress message was published"
+    assert all(set(m) == {"job_id", "stage", "message", "progress_percentage", "current_segment",
+                          "total_segments", "timestamp"} for m in messages)
+    percentages = [m["progress_percentage"] for m in messages]
+    assert percentages == sorted(percentages)
+    assert messages[-1]["stage"] == "completed" and messages[-1]["progress_percentage"] == 100
+    assert {"downloading", "processing", "uploading", "completed"} <= {m["stage"] for m in messages}
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    stages = [line["stage"] for line in lines if line.get("event") == "stage"]
+    assert stages[0] == "downloading" and stages[-1] == "completed"
+    assert all(line["job_id"] == queued.job_id for line in lines)
