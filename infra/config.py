@@ -1,0 +1,224 @@
+"""The stack configuration, validated before anything is declared.
+
+A bad value found halfway through a program leaves a preview with half a plan and an error far
+from its cause; a value AWS rejects is only found at `pulumi up`, after the adopted resources
+are imported. So every key is checked here first, against the limits AWS enforces, and every
+error names the key as `pulumi config` spells it. Unknown keys inside the `existing` and
+`function` objects are errors too: a misspelt key would otherwise fall back to its default
+without a word.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pulumi
+
+NAMESPACE = "lambda-video-processor"
+
+# Reads one raw configuration value by its full key ("ns:key"): a string, an object's JSON, or None.
+RawConfig = Callable[[str], "str | None"]
+
+# The longest names derived from projectName must fit AWS: the artifacts bucket
+# "{projectName}-artifacts-<7 random>" S3's 63 characters, the default role name
+# "{projectName}-lambda-execution-role" IAM's 64.
+PROJECT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+ENVIRONMENT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+IAM_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+IAM_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")
+# An S3 key prefix that is safe inside an IAM resource: no wildcard, no policy variable, no
+# leading slash (S3 keys have none), ending in "/" so "uploads" cannot also match "uploads-old/".
+UPLOAD_PREFIX = re.compile(r"[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*/")
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                      2192, 2557, 2922, 3288, 3653)
+# The pinned static ffmpeg in the layer is an x86-64 binary; an arm64 function could not run it.
+ARCHITECTURES = ("x86_64",)
+
+
+class ConfigError(pulumi.RunError):
+    """Bad or missing configuration. A RunError, so `pulumi` prints the message without a traceback."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"configuration {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class ExistingResources:
+    """The backend's resources, created by its Terraform, that this stack adopts or references."""
+
+    bucket_name: str
+    table_name: str
+    role_name: str
+    policy_name: str
+    upload_prefix: str
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    memory_mb: int
+    timeout_seconds: int
+    ephemeral_storage_mb: int
+    architecture: str
+    reserved_concurrency: int | None
+    log_retention_days: int
+    max_retry_attempts: int
+    max_event_age_seconds: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_name: str
+    environment: str
+    region: str
+    adopt_existing: bool
+    existing: ExistingResources
+    function: FunctionSettings
+    railway_user_name: str | None
+
+    @property
+    def function_name(self) -> str:
+        return f"{self.project_name}-video-processor"
+
+    @property
+    def flags_parameter_name(self) -> str:
+        return f"/{self.project_name}/{self.environment}/router-flags"
+
+
+def _key(name: str) -> str:
+    return f"{NAMESPACE}:{name}"
+
+
+def _text(key: str, value: Any, pattern: re.Pattern[str], expected: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ConfigError(key, f"must be {expected}, got {value!r}")
+    return value
+
+
+def _integer(key: str, value: Any, low: int, high: int) -> int:
+    # `pulumi config set --path` may store a number as a string; a YAML number arrives as int.
+    if isinstance(value, str) and re.fullmatch(r"\d+", value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(key, f"must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _boolean(key: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(key, f"must be true or false, got {value!r}")
+
+
+def _object(name: str, raw: str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if not isinstance(value, dict):
+        raise ConfigError(_key(name), f"must be an object with the keys {', '.join(allowed)}, got {raw!r}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ConfigError(_key(f"{name}.{unknown[0]}"), f"unknown key; the keys are {', '.join(allowed)}")
+    return value
+
+
+def _existing(raw: str | None, project_name: str) -> ExistingResources:
+    fields = ("bucketName", "tableName", "roleName", "policyName", "uploadPrefix")
+    value = _object("existing", raw, fields)
+    if value.get("bucketName") is None:
+        raise ConfigError(_key("existing.bucketName"),
+                          "is required: the backend's video bucket "
+                          "(pulumi config set --path existing.bucketName <bucket>)")
+    return ExistingResources(
+        bucket_name=_text(_key("existing.bucketName"), value["bucketName"], BUCKET_NAME, "an S3 bucket name"),
+        table_name=_text(_key("existing.tableName"), value.get("tableName", f"{project_name}-video-metadata"),
+                         TABLE_NAME, "a DynamoDB table name"),
+        role_name=_text(_key("existing.roleName"), value.get("roleName", f"{project_name}-lambda-execution-role"),
+                        IAM_NAME, "an IAM role name"),
+        policy_name=_text(_key("existing.policyName"), value.get("policyName", f"{project_name}-lambda-policy"),
+                          IAM_POLICY_NAME, "an IAM policy name"),
+        upload_prefix=_text(_key("existing.uploadPrefix"), value.get("uploadPrefix", "uploads/"), UPLOAD_PREFIX,
+                            "an S3 key prefix ending in '/' (no wildcard, no leading '/')"),
+    )
+
+
+def _function(raw: str | None) -> FunctionSettings:
+    fields = ("memoryMb", "timeoutSeconds", "ephemeralStorageMb", "architecture", "reservedConcurrency",
+              "logRetentionDays", "maxRetryAttempts", "maxEventAgeSeconds")
+    value = _object("function", raw, fields)
+
+    def key(name: str) -> str:
+        return _key(f"function.{name}")
+
+    architecture = value.get("architecture", "x86_64")
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(key("architecture"), f"must be x86_64 (the layer's ffmpeg is an x86-64 binary), "
+                                               f"got {architecture!r}")
+    retention = _integer(key("logRetentionDays"), value.get("logRetentionDays", 30), 1, 3653)
+    if retention not in LOG_RETENTION_DAYS:
+        raise ConfigError(key("logRetentionDays"), f"must be one of CloudWatch's retention periods "
+                                                   f"{LOG_RETENTION_DAYS}, got {retention}")
+    reserved = value.get("reservedConcurrency")
+    return FunctionSettings(
+        memory_mb=_integer(key("memoryMb"), value.get("memoryMb", 3008), 128, 10240),
+        timeout_seconds=_integer(key("timeoutSeconds"), value.get("timeoutSeconds", 900), 1, 900),
+        ephemeral_storage_mb=_integer(key("ephemeralStorageMb"), value.get("ephemeralStorageMb", 10240),
+                                      512, 10240),
+        architecture=architecture,
+        # 0 is allowed on purpose: it stops the function; queued events then age out into the failure queue.
+        reserved_concurrency=None if reserved is None else _integer(key("reservedConcurrency"), reserved, 0, 100000),
+        log_retention_days=retention,
+        max_retry_attempts=_integer(key("maxRetryAttempts"), value.get("maxRetryAttempts", 2), 0, 2),
+        max_event_age_seconds=_integer(key("maxEventAgeSeconds"), value.get("maxEventAgeSeconds", 6 * 3600),
+                                       60, 6 * 3600),
+    )
+
+
+def load(get: RawConfig) -> Settings:
+    """Validate the stack configuration read through ``get``; raise ConfigError naming the first bad key."""
+    def scalar(name: str, default: str) -> str:
+        value = get(_key(name))
+        return default if value is None else value
+
+    project_name = _text(_key("projectName"), scalar("projectName", "easy-video-share"), PROJECT_NAME,
+                         "1 to 40 lowercase letters, digits or hyphens (it prefixes S3 and IAM names)")
+    environment = _text(_key("environment"), scalar("environment", "dev"), ENVIRONMENT,
+                        "1 to 32 lowercase letters, digits or hyphens")
+    region = get("aws:region")
+    if region is None:
+        raise ConfigError("aws:region", "is required (pulumi config set aws:region <region>)")
+    adopt_existing = _boolean(_key("adoptExisting"), get(_key("adoptExisting")), default=True)
+    if adopt_existing and get("aws:defaultTags") is not None:
+        # Provider default tags become a tag update on every taggable resource, the adopted ones
+        # included: exactly the modification adopting must never make.
+        raise ConfigError("aws:defaultTags", "must not be set while adoptExisting is true: it would retag "
+                                             "(modify) the adopted bucket, table and role")
+    railway_user = get(_key("railwayUserName"))
+    return Settings(
+        project_name=project_name,
+        environment=environment,
+        region=_text("aws:region", region, REGION, "an AWS region such as us-east-1"),
+        adopt_existing=adopt_existing,
+        existing=_existing(get(_key("existing")), project_name),
+        function=_function(get(_key("function"))),
+        railway_user_name=None if railway_user is None else _text(
+            _key("railwayUserName"), railway_user, IAM_NAME, "an IAM user name"),
+    )
+
+
+def from_stack() -> Settings:
+    """The current stack's settings, as `pulumi preview` and `pulumi up` pass them to the program."""
+    return load(pulumi.runtime.get_config)
