@@ -1,0 +1,28 @@
+"""The video processor next to the backend's existing resources: `pulumi up` in the repository root.
+
+Read top to bottom, this is everything the stack declares (docs/deploying.md is the runbook).
+"""
+
+from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs
+from infra.artifacts import Artifact
+
+settings = config.from_stack()
+
+# The backend's bucket, job table, role and inline policy: imported, or only read.
+backend_resources = existing.declare(settings)
+
+# What the function runs: the FFmpeg layer (through S3) and its own code package.
+ffmpeg = layer.declare(settings)
+code = Artifact.of(function_package.build())
+
+# The function, its log group and failure queue, and its own least-privilege policy.
+sinks = function.sinks(settings)
+processor_access = iam.processor_access(settings, backend_resources, sinks.log_group, sinks.failure_queue)
+processor = function.declare(settings, backend_resources, ffmpeg, code, sinks, processor_access)
+alarms.declare(settings, processor.function, sinks.failure_queue)
+
+# The backend's side: the router's live flags and the backend's permissions.
+router_flags = flags.declare(settings)
+backend_access = iam.backend_access(settings, backend_resources, processor.function, router_flags)
+
+outputs.export(settings, ffmpeg, processor, sinks, router_flags, backend_access)

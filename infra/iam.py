@@ -1,0 +1,105 @@
+"""The processor's and the backend's permissions: two managed policies this stack owns outright.
+
+The adopted role's inline policy stays exactly as the backend's Terraform wrote it. What the
+processor needs goes into a policy of its own, attached to that role, because a policy document
+with one owner is never rewritten by the other (Terraform and Pulumi editing one document would
+undo each other's statements on every apply), and removing the processor is one step: detach
+and delete this policy, and the role is back to what it was.
+
+Least privilege: every statement names its actions and its resources; no ``*`` action, and
+the only wildcards are key prefixes and the function's own log streams.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import Settings
+from infra.existing import Existing
+from processor.contract import OUTPUT_KEY
+
+# Where the processor writes segments, from the contract itself so the two cannot drift apart.
+OUTPUT_PREFIX = OUTPUT_KEY.split("{", 1)[0]
+
+
+@dataclass(frozen=True)
+class ProcessorAccess:
+    policy: aws.iam.Policy
+    attachment: aws.iam.RolePolicyAttachment
+
+
+@dataclass(frozen=True)
+class BackendAccess:
+    policy: aws.iam.Policy
+    attachment: aws.iam.UserPolicyAttachment | None
+
+
+def statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+
+
+def document(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2)
+
+
+def processor_statements(bucket_arn: str, upload_prefix: str, table_arn: str, queue_arn: str,
+                         log_group_arn: str) -> list[dict[str, Any]]:
+    return [
+        statement("ReadUploads", ["s3:GetObject"], [f"{bucket_arn}/{upload_prefix}*"]),
+        statement("WriteSegments", ["s3:PutObject", "s3:DeleteObject"], [f"{bucket_arn}/{OUTPUT_PREFIX}*"]),
+        statement("UpdateJobRows", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        statement("SendFailedEvents", ["sqs:SendMessage"], [queue_arn]),
+        # The group ARN for CreateLogStream, its streams for PutLogEvents.
+        statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group_arn, f"{log_group_arn}:*"]),
+    ]
+
+
+def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) -> list[dict[str, Any]]:
+    return [
+        statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn]),
+        statement("ReadRouterFlags", ["ssm:GetParameter"], [parameter_arn]),
+        statement("UpdateJobRows", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+    ]
+
+
+def processor_access(settings: Settings, existing: Existing, log_group: aws.cloudwatch.LogGroup,
+                     failure_queue: aws.sqs.Queue) -> ProcessorAccess:
+    policy_document = pulumi.Output.all(existing.bucket.arn, existing.table.arn, failure_queue.arn,
+                                        log_group.arn).apply(
+        lambda arns: document(processor_statements(arns[0], settings.existing.upload_prefix, *arns[1:])))
+    policy = aws.iam.Policy(
+        "video-processor-policy",
+        name=settings.function_name,
+        description=f"What {settings.function_name} needs beyond the role's inline policy; owned by this stack.",
+        policy=policy_document,
+    )
+    attachment = aws.iam.RolePolicyAttachment(
+        "video-processor-policy-attachment",
+        role=existing.role.name,
+        policy_arn=policy.arn,
+    )
+    return ProcessorAccess(policy=policy, attachment=attachment)
+
+
+def backend_access(settings: Settings, existing: Existing, function: aws.lambda_.Function,
+                   flags: aws.ssm.Parameter) -> BackendAccess:
+    policy = aws.iam.Policy(
+        "backend-policy",
+        name=f"{settings.function_name}-backend",
+        description=f"What the Railway backend needs to route jobs to {settings.function_name}.",
+        policy=pulumi.Output.all(function.arn, flags.arn, existing.table.arn).apply(
+            lambda arns: document(backend_statements(*arns))),
+    )
+    attachment = None
+    if settings.railway_user_name is not None:
+        attachment = aws.iam.UserPolicyAttachment(
+            "backend-policy-attachment",
+            user=settings.railway_user_name,
+            policy_arn=policy.arn,
+        )
+    return BackendAccess(policy=policy, attachment=attachment)

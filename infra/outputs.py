@@ -1,0 +1,33 @@
+"""The stack outputs: what operators and the backend's configuration read after `pulumi up`.
+
+``backendEnvironment`` is the set of variables the Railway backend needs for the router, ready
+to copy (`pulumi stack output backendEnvironment --json`); ``functionEnvironment`` is the
+function's own environment as declared, which the end-to-end test reproduces locally.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import Settings
+from infra.function import Processor, Sinks
+from infra.iam import BackendAccess
+from infra.layer import Layer
+
+
+def export(settings: Settings, layer: Layer, processor: Processor, sinks: Sinks, flags: aws.ssm.Parameter,
+           backend: BackendAccess) -> None:
+    pulumi.export("functionName", processor.function.name)
+    pulumi.export("functionArn", processor.function.arn)
+    pulumi.export("functionEnvironment", processor.environment)
+    pulumi.export("layerArn", layer.version.arn)
+    pulumi.export("routerFlagsParameter", flags.name)
+    pulumi.export("failureQueueUrl", sinks.failure_queue.url)
+    pulumi.export("backendPolicyArn", backend.policy.arn)
+    pulumi.export("backendEnvironment", {
+        "VIDEO_PROCESSOR_FUNCTION_NAME": processor.function.name,
+        "ROUTER_FLAGS_PARAMETER": flags.name,
+        "DYNAMODB_TABLE_NAME": settings.existing.table_name,
+        "S3_BUCKET_NAME": settings.existing.bucket_name,
+    })
