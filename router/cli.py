@@ -1,0 +1,212 @@
+"""``python -m router``: see the flags, change them safely, ask what they would do.
+
+Exit status: 0 done; 1 the flag parameter could not be read or written, or another operator
+changed it meanwhile; 2 bad input, reported as one line on stderr.
+
+The flags shown are this shell's: ``ROUTER_*`` variables set here count, those set on the
+backend's service do not (they override the parameter there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from router.errors import FlagError, FlagSourceError, VersionConflictError
+from router.explain import explain
+from router.flags import FLAG_NAMES, PHASES, RouterFlags, env_name, plain_values, validate_values
+from router.settings import FLAGS_PARAMETER
+from router.simulate import csv_jobs, synthetic_jobs, tally
+from router.sizes import format_size, parse_size
+from router.sources import EnvironmentSource, FlagSource, SSMParameterSource, StaticSource
+
+PROG = "python -m router"
+MAX_SIMULATED_JOBS = 10_000_000
+
+
+class UsageError(Exception):
+    """Bad input that argparse cannot see (a missing parameter name, an unreadable file)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line, no usage dump: the message names what is wrong.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SIMULATED_JOBS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SIMULATED_JOBS}, got {text!r}")
+    return int(text)
+
+
+def _show_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value)) or "(none)"
+    return str(value)
+
+
+def _sources(args: argparse.Namespace, proposed: Sequence[tuple[str, str]] = ()) -> list[FlagSource]:
+    sources: list[FlagSource] = [SSMParameterSource(args.parameter)] if args.parameter else []
+    sources.append(EnvironmentSource())
+    if proposed:
+        sources.append(StaticSource(dict(proposed), label="proposed"))
+    return sources
+
+
+def _load(sources: list[FlagSource]) -> tuple[RouterFlags, dict[str, str]]:
+    """Read every source now: unlike a request, a command waits for SSM and reports its failure."""
+    snapshots = []
+    for source in sources:
+        try:
+            snapshot = source.fetch()
+        except FlagError as error:
+            raise UsageError(f"{source.label} holds a bad value: {error}") from None
+        if snapshot is not None:
+            snapshots.append(snapshot)
+    return RouterFlags.layered(snapshots)
+
+
+def _flags_show(args: argparse.Namespace) -> None:
+    environment = EnvironmentSource()
+    flags, origins = _load(_sources(args))
+    origins = {name: f"env {env_name(name)}" if origin == "env" else origin for name, origin in origins.items()}
+    if args.json:
+        print(json.dumps({"version": flags.version, "flags": flags.to_plain(), "sources": origins}, indent=2))
+    else:
+        print(f"flags version {flags.version}")
+        for name in FLAG_NAMES:
+            print(f"  {name:<26}{_show_value(getattr(flags, name)):<24}{origins[name]}")
+    for name in environment.unknown_variables():
+        print(f"{PROG}: warning: {name} is not a flag variable and is ignored", file=sys.stderr)
+
+
+def _write(args: argparse.Namespace, updates: dict[str, Any]) -> None:
+    if not args.parameter:
+        raise UsageError(f"no flags parameter: set {FLAGS_PARAMETER} or pass --parameter")
+    changes = plain_values(validate_values(updates))
+    source = SSMParameterSource(args.parameter)
+    document, version = source.read_document() or ({}, None)
+    merged = plain_values(validate_values({**document, **changes}))
+    # The operator's --expect-version is the version their decision was based on.
+    new_version = source.write(merged, version if args.expect_version is None else args.expect_version)
+    print(f"{source.label} version {new_version}")
+    for name, value in changes.items():
+        before = document.get(name, "(default)")
+        print(f"  {name}: {json.dumps(before) if before != '(default)' else before} -> {json.dumps(value)}")
+
+
+def _flags_set(args: argparse.Namespace) -> None:
+    _write(args, dict(args.pairs))
+
+
+def _phase(args: argparse.Namespace) -> None:
+    updates: dict[str, Any] = {"phase": args.name}
+    if args.percent is not None:
+        if args.name != "canary":
+            raise UsageError(f"--percent applies to the canary phase only, not {args.name}")
+        updates["lambda_percent"] = args.percent
+    _write(args, updates)
+
+
+def _explain(args: argparse.Namespace) -> None:
+    flags, _ = _load(_sources(args, args.set or ()))
+    request = {"job_id": args.job_id, "user_id": args.user_id, "file_size": args.file_size}
+    print("\n".join(explain(request, flags)))
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    flags, _ = _load(_sources(args, args.set or ()))
+    if args.jobs:
+        try:
+            jobs = csv_jobs(args.jobs)
+        except OSError as error:
+            raise UsageError(f"cannot read {args.jobs}: {error.strerror}") from None
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        print(f"{len(jobs)} jobs from {args.jobs}, flags version {flags.version}")
+    else:
+        jobs = synthetic_jobs(args.count, args.file_size, args.seed)
+        print(f"{args.count} synthetic jobs (one per user, {format_size(args.file_size)} each), "
+              f"flags version {flags.version}")
+    print("\n".join(tally(jobs, flags).lines()))
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog=PROG, description="Show and change the migration router's flags.")
+    parser.add_argument("--parameter", default=os.environ.get(FLAGS_PARAMETER),
+                        help=f"the SSM parameter holding the flags (default: ${FLAGS_PARAMETER})")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    flags = commands.add_parser("flags", help="show or set flags")
+    flag_commands = flags.add_subparsers(dest="flags_command", required=True, metavar="ACTION")
+    show = flag_commands.add_parser("show", help="the effective flags and where each value came from")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(run=_flags_show)
+    set_ = flag_commands.add_parser("set", help="validate and store flags (all or nothing)")
+    set_.add_argument("pairs", nargs="+", type=_pair, metavar="KEY=VALUE")
+
+    phase = commands.add_parser("phase", help="move to a phase")
+    phase.add_argument("name", choices=PHASES)
+    phase.add_argument("--percent", help="lambda_percent for the canary phase (0 to 100, steps of 0.01)")
+    for writer, run in ((set_, _flags_set), (phase, _phase)):
+        writer.add_argument("--expect-version", type=int,
+                            help="refuse to write unless the parameter is still at this version (from flags show)")
+        writer.set_defaults(run=run)
+
+    explain_ = commands.add_parser("explain", help="which backend a job goes to, and why")
+    explain_.add_argument("--job-id", required=True)
+    explain_.add_argument("--user-id")
+    explain_.add_argument("--file-size", type=_size, help="bytes, or a size such as 120MB or 1.5GB")
+    explain_.set_defaults(run=_explain)
+
+    simulate = commands.add_parser("simulate", help="the share of jobs per backend")
+    jobs = simulate.add_mutually_exclusive_group(required=True)
+    jobs.add_argument("--count", type=_count, help="simulate this many new jobs, one per user")
+    jobs.add_argument("--jobs", metavar="FILE.csv", help="jobs from a CSV: job_id, user_id, file_size")
+    simulate.add_argument("--file-size", type=_size, default=parse_size("10MB"),
+                          help="size of each simulated job (default 10MB)")
+    simulate.add_argument("--seed", type=int, default=0, help="seed of the simulated ids")
+    simulate.set_defaults(run=_simulate)
+
+    for command in (explain_, simulate):
+        command.add_argument("--set", action="append", type=_pair, metavar="KEY=VALUE",
+                             help="a proposed flag value over the current ones (repeatable)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (UsageError, FlagError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except VersionConflictError as error:
+        print(f"{PROG}: conflict: {error}", file=sys.stderr)
+        return 1
+    except FlagSourceError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,192 @@
+"""The flag set operators toggle to move load, validated as a whole.
+
+Values arrive as JSON (the SSM parameter), as strings (``ROUTER_*`` variables, the command
+line) or as Python values (tests, `RouterFlags(...)`); one validator per flag accepts all three
+so every source means the same thing by the same text. A change is validated completely before
+it is used: a bad value is rejected with a `FlagError` naming the flag, never half-applied.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from router.errors import FlagError
+
+PHASES = ("celery", "canary", "lambda", "lambda_only")
+STICKY_KEYS = ("user_id", "job_id")
+# What a job of unknown size does: go to Celery, or be treated as small and follow the rollout.
+UNKNOWN_SIZE_POLICIES = ("celery", "rollout")
+# Sizes count as Lambda does for /tmp (MB = MiB); /tmp can be at most 10,240 MB.
+MB = 1024 * 1024
+MAX_LAMBDA_TMP_MB = 10_240
+MAX_SALT_CHARS = 128
+ENV_PREFIX = "ROUTER_"
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if value not in options:
+            raise FlagError(name, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+    return check
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise FlagError(name, f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise FlagError(name, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _percent(name: str, value: Any) -> float:
+    percent = _number(name, value)
+    if not 0 <= percent <= 100:
+        raise FlagError(name, f"must be between 0 and 100, got {value!r}")
+    # Steps of 0.01 map exactly onto the 10,000 rollout buckets.
+    if abs(percent * 100 - round(percent * 100)) > 1e-6:
+        raise FlagError(name, f"must be in steps of 0.01, got {value!r}")
+    return round(percent, 2)
+
+
+def _size_mb(name: str, value: Any) -> float:
+    size = _number(name, value)
+    if not 0 < size <= MAX_LAMBDA_TMP_MB:
+        raise FlagError(name, f"must be more than 0 and at most {MAX_LAMBDA_TMP_MB} (Lambda's largest /tmp), "
+                              f"got {value!r}")
+    return size
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise FlagError(name, f"must be true or false, got {value!r}")
+
+
+def _users(name: str, value: Any) -> frozenset[str]:
+    """A JSON array, or a comma-separated string (how a Railway variable is easiest to type)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError as error:
+                raise FlagError(name, f"is not a valid JSON list: {error}") from None
+        else:
+            value = text.split(",")
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise FlagError(name, f"must be a list of user ids, got {type(value).__name__}")
+    users = set()
+    for user in value:
+        if isinstance(user, int) and not isinstance(user, bool):
+            user = str(user)
+        if not isinstance(user, str):
+            raise FlagError(name, f"must hold user ids as strings, got {user!r}")
+        if user.strip():
+            users.add(user.strip())
+    return frozenset(users)
+
+
+def _salt(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_SALT_CHARS:
+        raise FlagError(name, f"must be a non-empty string of at most {MAX_SALT_CHARS} characters, got {value!r}")
+    return value
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "phase": _choice(PHASES),
+    "lambda_percent": _percent,
+    "sticky_key": _choice(STICKY_KEYS),
+    "salt": _salt,
+    "lambda_users": _users,
+    "celery_users": _users,
+    "max_lambda_file_size_mb": _size_mb,
+    "unknown_size": _choice(UNKNOWN_SIZE_POLICIES),
+    "fallback_to_celery": _bool,
+    "kill_switch": _bool,
+}
+FLAG_NAMES = tuple(_CHECKS)
+
+
+def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a partial flag set (one source's values); the first bad one rejects it all."""
+    unknown = sorted(set(values) - set(_CHECKS))
+    if unknown:
+        raise FlagError(unknown[0], f"is not a flag (flags: {', '.join(FLAG_NAMES)})")
+    return {name: _CHECKS[name](name, value) for name, value in values.items()}
+
+
+def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated values as JSON values (lists sorted), as the SSM parameter stores them."""
+    return {name: sorted(value) if isinstance(value, frozenset) else value for name, value in values.items()}
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.upper()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One source's validated values; ``source`` says where they came from, for operators."""
+
+    source: str
+    values: Mapping[str, Any]
+    version: str
+
+
+@dataclass(frozen=True)
+class RouterFlags:
+    """The effective flags. The defaults are the safe state: everything on Celery.
+
+    ``version`` is not a flag: it names the sources that produced the set (for example
+    ``ssm:7+env:1f2e3d4c``) so each decision can be traced to the flags that made it.
+    """
+
+    phase: str = "celery"
+    lambda_percent: float = 0.0
+    sticky_key: str = "user_id"
+    salt: str = "video-router"
+    lambda_users: frozenset[str] = frozenset()
+    celery_users: frozenset[str] = frozenset()
+    # An input plus its segments must fit in Lambda's /tmp (512 MB unless raised).
+    max_lambda_file_size_mb: float = 250.0
+    unknown_size: str = "celery"
+    fallback_to_celery: bool = True
+    kill_switch: bool = False
+    version: str = field(default="defaults", compare=False)
+
+    def __post_init__(self) -> None:
+        for name, check in _CHECKS.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
+
+    @property
+    def celery_exists(self) -> bool:
+        return self.phase != "lambda_only"
+
+    @classmethod
+    def layered(cls, layers: Iterable[Snapshot]) -> tuple[RouterFlags, dict[str, str]]:
+        """Merge sources, lowest precedence first; also say which source set each flag."""
+        merged: dict[str, Any] = {}
+        origins = {name: "default" for name in FLAG_NAMES}
+        versions = []
+        for layer in layers:
+            merged.update(layer.values)
+            origins.update(dict.fromkeys(layer.values, layer.source))
+            versions.append(layer.version)
+        return cls(**merged, version="+".join(versions) or "defaults"), origins
+
+    def to_plain(self) -> dict[str, Any]:
+        return plain_values({name: getattr(self, name) for name in FLAG_NAMES})

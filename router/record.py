@@ -1,0 +1,89 @@
+"""What the router writes on the job row: conditional UpdateItems, never a PutItem.
+
+The row belongs to the backend (it creates it) and then to the worker (it claims and completes
+it). A PutItem here could overwrite a worker's ``PROCESSING``; an unconditional UpdateItem would
+create a half row for a job the backend never wrote. So every write is conditional on the row
+existing, the routing record never touches ``status``, and ``FAILED`` is only written over a
+row no worker has claimed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from router.decide import Decision
+from router.errors import RecordError, RowMissingError
+
+TABLE_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+def utc_now() -> str:
+    """The backend's timestamp format: ISO-8601 UTC ending in Z."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobTable:
+    """``table`` is a boto3 DynamoDB Table (the backend's own works); else built from ``name``."""
+
+    def __init__(self, table: Any = None, *, name: str | None = None) -> None:
+        self._table = table
+        self.name = name if table is None else table.name
+
+    def _dynamodb_table(self) -> Any:
+        if self._table is None:
+            if not self.name:
+                raise RecordError("no job table configured (set DYNAMODB_TABLE_NAME)")
+            self._table = boto3.session.Session().resource("dynamodb", config=TABLE_CONFIG).Table(self.name)
+        return self._table
+
+    def record(self, job_id: str, decision: Decision) -> None:
+        """Note where the job goes; refuses (`RowMissingError`) a job whose row does not exist."""
+        try:
+            self._dynamodb_table().update_item(
+                Key={"video_id": job_id},
+                UpdateExpression="SET processing_backend = :backend, routing_reason = :reason, "
+                                 "dispatched_at = :at, fell_back = :fell_back",
+                ConditionExpression="attribute_exists(video_id)",
+                ExpressionAttributeValues={":backend": decision.backend, ":reason": decision.reason,
+                                           ":at": utc_now(), ":fell_back": decision.fell_back},
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise RowMissingError(
+                    f"job {job_id}: no row in table {self.name}; the backend must write the job row "
+                    "(status QUEUED) before calling router.dispatch()", job_id=job_id) from None
+            raise RecordError(f"job {job_id}: could not record the routing decision: {error}", job_id=job_id) from error
+        except BotoCoreError as error:
+            raise RecordError(f"job {job_id}: could not record the routing decision: {error}", job_id=job_id) from error
+
+    def mark_failed(self, job_id: str, message: str) -> bool:
+        """Set ``FAILED`` unless the row is missing or a worker already has the job.
+
+        Returns whether the row was written: a Lambda invoke that timed out may still have been
+        delivered, and a worker's ``PROCESSING`` or ``COMPLETED`` is then the truth.
+        """
+        try:
+            self._dynamodb_table().update_item(
+                Key={"video_id": job_id},
+                UpdateExpression="SET #status = :failed, error_message = :message, updated_at = :now",
+                ConditionExpression="attribute_exists(video_id) AND NOT #status IN (:processing, :completed)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":failed": "FAILED", ":message": message, ":now": utc_now(),
+                                           ":processing": "PROCESSING", ":completed": "COMPLETED"},
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise RecordError(f"job {job_id}: could not mark the row FAILED: {error}", job_id=job_id) from error
+        except BotoCoreError as error:
+            raise RecordError(f"job {job_id}: could not mark the row FAILED: {error}", job_id=job_id) from error
+        return True

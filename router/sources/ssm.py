@@ -1,0 +1,97 @@
+"""The live flags: one SSM Parameter Store parameter holding a JSON object.
+
+Only the flags an operator set are stored (not the defaults), so a later release can change a
+default without a migration. SSM has no compare-and-set on a parameter's value, so writes are
+guarded by its version: check the version the operator read, write, then confirm the write
+produced exactly the next version (anything else means another writer got in between).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from router.errors import FlagSourceError, VersionConflictError
+from router.sources.base import FlagSource
+
+# Reads happen off the request path, but the first load waits on them: keep them short.
+SSM_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+# The value limit of a standard-tier parameter.
+MAX_PARAMETER_BYTES = 4096
+
+
+class SSMParameterSource(FlagSource):
+    def __init__(self, name: str, client: BaseClient | None = None) -> None:
+        self.name = name
+        self.label = f"ssm:{name}"
+        self._client = client
+
+    def _ssm(self) -> BaseClient:
+        if self._client is None:
+            self._client = boto3.session.Session().client("ssm", config=SSM_CONFIG)
+        return self._client
+
+    def read_document(self) -> tuple[dict[str, Any], int] | None:
+        """The stored object and its version, or None when the parameter does not exist."""
+        try:
+            parameter = self._ssm().get_parameter(Name=self.name)["Parameter"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                return None
+            raise FlagSourceError(f"{self.label}: {error}") from error
+        except BotoCoreError as error:
+            raise FlagSourceError(f"{self.label}: {error}") from error
+        try:
+            document = json.loads(parameter["Value"])
+        except ValueError as error:
+            raise FlagSourceError(f"{self.label} version {parameter['Version']} is not valid JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise FlagSourceError(f"{self.label} version {parameter['Version']} must hold a JSON object, "
+                                  f"got {type(document).__name__}")
+        return document, parameter["Version"]
+
+    def _read(self) -> tuple[Mapping[str, Any], str]:
+        read = self.read_document()
+        if read is None:
+            raise FlagSourceError(f"{self.label} does not exist (create it with `python -m router flags set`)")
+        document, version = read
+        return document, f"ssm:{version}"
+
+    def write(self, document: Mapping[str, Any], expected_version: int | None) -> int:
+        """Store ``document`` if the parameter is still at ``expected_version`` (None: absent).
+
+        Returns the new version. Raises `VersionConflictError` when another writer changed the
+        parameter since it was read, before writing when that is visible in time, and after
+        writing when the write itself did not produce the next version.
+        """
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        if len(text.encode()) > MAX_PARAMETER_BYTES:
+            raise FlagSourceError(f"the flags take {len(text.encode())} bytes; an SSM parameter holds at most "
+                                  f"{MAX_PARAMETER_BYTES} (shorten the user lists)")
+        current = self.read_document()
+        current_version = None if current is None else current[1]
+        if current_version != expected_version:
+            raise VersionConflictError(f"{self.label} is at version {current_version}, not {expected_version}: "
+                                       "someone else changed it; nothing was written, re-read with `flags show`")
+        try:
+            version = self._ssm().put_parameter(Name=self.name, Value=text, Type="String",
+                                                Overwrite=expected_version is not None)["Version"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ParameterAlreadyExists":
+                raise VersionConflictError(f"{self.label} was created by someone else meanwhile; nothing was "
+                                           "written, re-read with `flags show`") from None
+            raise FlagSourceError(f"{self.label}: {error}") from error
+        except BotoCoreError as error:
+            raise FlagSourceError(f"{self.label}: {error}") from error
+        expected_next = (expected_version or 0) + 1
+        if version != expected_next:
+            raise VersionConflictError(
+                f"{self.label}: another writer changed the flags while this change was written: it became "
+                f"version {version}, not {expected_next}, so version(s) {expected_next}..{version - 1} came from "
+                "someone else and this change may have overwritten them; check `flags show`")
+        return version
