@@ -1,0 +1,146 @@
+"""What ffprobe says about an input: the facts the cut plan and the ffmpeg command depend on.
+
+Phones store portrait video as landscape pixels plus a display matrix, so the size a viewer
+sees (``display_width`` x ``display_height``) is not the coded size; both are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from processor.binaries import tool
+from processor.errors import NotAVideoError
+
+# Uploads are local files; refusing every other protocol stops a crafted playlist (HLS,
+# concat) inside an "mp4" from making ffprobe or ffmpeg fetch URLs or splice other files.
+INPUT_OPTIONS = ("-protocol_whitelist", "file")
+# Demuxers that turn a single picture into a "video stream": a renamed photo is not a video.
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif_pipe", "bmp_pipe",
+                  "tiff_pipe", "svg_pipe")
+# A frame rate field ffprobe cannot fill is "0/0"; rates above this are timestamp resolutions
+# of variable-frame-rate files (e.g. 90000/1), not frame rates.
+_MAX_PLAUSIBLE_FPS = 240
+PROBE_TIMEOUT_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration: float
+    width: int
+    height: int
+    rotation: int
+    """Clockwise degrees (0, 90, 180, 270) a player turns the coded picture to show it."""
+    has_audio: bool
+    fps: Fraction
+    video_codec: str
+    pix_fmt: str
+    audio_codec: str | None = None
+
+    @property
+    def display_width(self) -> int:
+        return self.height if self.rotation in (90, 270) else self.width
+
+    @property
+    def display_height(self) -> int:
+        return self.width if self.rotation in (90, 270) else self.height
+
+
+def _ffprobe(path: Path, entries: list[str]) -> dict[str, Any]:
+    command = [tool("ffprobe"), "-v", "error", *INPUT_OPTIONS, *entries, "-of", "json",
+               str(Path(path).absolute())]
+    result = subprocess.run(command, capture_output=True, text=True, errors="replace",
+                            timeout=PROBE_TIMEOUT_SECONDS, check=False)
+    if result.returncode != 0:
+        reason = result.stderr.strip().splitlines()[-1:] or ["unreadable"]
+        raise NotAVideoError(f"{Path(path).name} is not a readable media file: {reason[0]}")
+    return json.loads(result.stdout or "{}")
+
+
+def _rate(text: str | None) -> Fraction | None:
+    try:
+        rate = Fraction(text or "")
+    except (ValueError, ZeroDivisionError):
+        return None
+    return rate if 0 < rate <= _MAX_PLAUSIBLE_FPS else None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """ffprobe reports the display matrix counter-clockwise in [-180, 180]; normalise it."""
+    for side_data in stream.get("side_data_list") or []:
+        if "rotation" in side_data:
+            counter_clockwise = float(side_data["rotation"])
+            return int(round(-counter_clockwise / 90.0)) * 90 % 360
+    return 0
+
+
+def parse_probe(data: dict[str, Any], name: str) -> MediaInfo:
+    """MediaInfo from ffprobe's JSON (streams and format sections)."""
+    streams = data.get("streams") or []
+    fmt = data.get("format") or {}
+    videos = [s for s in streams if s.get("codec_type") == "video"
+              and not (s.get("disposition") or {}).get("attached_pic")]
+    if not videos:
+        raise NotAVideoError(f"{name} has no video stream")
+    if fmt.get("format_name") in _IMAGE_FORMATS:
+        raise NotAVideoError(f"{name} is a still image, not a video")
+    video = videos[0]
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    # The video stream's own duration, not the container's: cuts need video frames, and a
+    # longer audio track would otherwise put a cut point after the last picture.
+    duration = _float(video.get("duration")) or _float(fmt.get("duration"))
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if duration is None or width <= 0 or height <= 0:
+        raise NotAVideoError(f"{name} has no decodable video (size {width}x{height}, "
+                             f"duration {video.get('duration') or fmt.get('duration')})")
+    fps = _rate(video.get("r_frame_rate")) or _rate(video.get("avg_frame_rate")) or Fraction(30)
+    return MediaInfo(
+        duration=duration,
+        width=width,
+        height=height,
+        rotation=_rotation(video),
+        has_audio=audio is not None,
+        fps=fps,
+        video_codec=str(video.get("codec_name") or "unknown"),
+        pix_fmt=str(video.get("pix_fmt") or "unknown"),
+        audio_codec=str(audio.get("codec_name") or "unknown") if audio else None,
+    )
+
+
+def probe(path: Path) -> MediaInfo:
+    """Probe a local file; anything without a decodable video stream is a NotAVideoError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    data = _ffprobe(path, [
+        "-show_entries",
+        "format=duration,format_name:stream=codec_type,codec_name,pix_fmt,width,height,"
+        "r_frame_rate,avg_frame_rate,duration:stream_disposition=attached_pic"
+        ":stream_side_data=rotation",
+    ])
+    return parse_probe(data, path.name)
+
+
+def keyframe_times(path: Path) -> list[float]:
+    """Presentation times of the video keyframes, on ffmpeg's output clock (file start = 0).
+
+    Read from packet flags, so only the container is parsed, nothing is decoded.
+    """
+    data = _ffprobe(Path(path), ["-select_streams", "v:0", "-show_entries",
+                                 "format=start_time:packet=pts_time,flags"])
+    start = float((data.get("format") or {}).get("start_time") or 0.0)
+    times = (float(packet["pts_time"]) - start for packet in data.get("packets") or []
+             if "K" in packet.get("flags", "") and packet.get("pts_time") not in (None, "N/A"))
+    return sorted(times)
