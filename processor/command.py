@@ -1,0 +1,228 @@
+"""The ffmpeg argv for one cut: pure, so every option is checked without running ffmpeg.
+
+One decode and one encode for all segments: the segment muxer splits the single encoded
+stream at keyframes forced at the cut points, and each text is drawn only on its segments'
+time range.
+
+The cut points are whole frames. The segment muxer cuts at the first keyframe whose pts
+reaches the cut time, but it compares on a clock that carries a sub-microsecond error: with
+B-frames the first dts is negative, libavformat shifts every timestamp to make it zero, and
+the cut test undoes that shift rounded to a whole microsecond. At 30 fps the shift is two
+frames (66666.67 us, rounded to 66667), so a keyframe forced at exactly 2.0 s is seen at
+1.9999997 s, misses its cut and the segment runs to the next cut point (``-preset
+ultrafast`` has no B-frames, hence no shift, hence no bug; 25 fps shifts a whole number of
+microseconds and happens to work). ``-segment_time_delta`` of half a frame absorbs that
+error and the half-frame rounding ``-force_key_frames`` applies to times off the frame grid,
+while the previous frame, a whole frame earlier, still cannot trigger the cut.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+from processor.overlay import style_for
+from processor.plan import MIN_TAIL_SECONDS, Segment
+from processor.probe import INPUT_OPTIONS, MediaInfo
+
+SEGMENT_TEMPLATE = "segment_%03d.mp4"
+# 120/240 fps phone slow-motion costs Lambda two to four times the encoding for frames a
+# feed does not show; very low rates are raised so every planned segment gets frames.
+MAX_OUTPUT_FPS = Fraction(60)
+MIN_OUTPUT_FPS = Fraction(15)
+AUDIO_BITRATE = "128k"
+# Progress on stdout as key=value lines, every quarter second; errors only on stderr, so its
+# tail is the reason when ffmpeg fails.
+GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
+                  "-progress", "pipe:1", "-stats_period", "0.25", "-y")
+# Keep the first video and audio streams only (phones add timecode and metadata tracks the
+# mp4 muxer rejects) and drop the uploader's metadata (GPS position, device).
+_STRIP = ("-map_metadata", "-1", "-map_chapters", "-1")
+# Special characters of the two parsers a drawtext value goes through: the option list
+# (key=value pairs split on ':') and then the filter graph (filters split on ',' and ';',
+# labels in brackets). Both unescape backslashes and strip unescaped outer whitespace.
+_OPTION_SPECIAL = frozenset("\\':")
+_GRAPH_SPECIAL = frozenset("\\'[],;")
+
+
+def segment_name(index: int) -> str:
+    return f"segment_{index:03d}.mp4"
+
+
+def escape_filter_value(value: str) -> str:
+    """Escape an option value (a path, an expression) for a filter graph string."""
+    def escape(text: str, special: frozenset[str]) -> str:
+        return "".join(f"\\{char}" if char in special or char.isspace() else char for char in text)
+    return escape(escape(value, _OPTION_SPECIAL), _GRAPH_SPECIAL)
+
+
+def _seconds(value: Fraction | float) -> str:
+    return f"{float(value):.6f}"
+
+
+def output_rate(media: MediaInfo) -> Fraction:
+    return min(MAX_OUTPUT_FPS, max(MIN_OUTPUT_FPS, media.fps))
+
+
+def output_size(media: MediaInfo) -> tuple[int, int]:
+    """Upright size with even sides: yuv420p stores chroma for 2x2 blocks of pixels."""
+    return media.display_width - media.display_width % 2, media.display_height - media.display_height % 2
+
+
+def cut_frames(segments: Sequence[Segment], rate: Fraction) -> list[int]:
+    """First frame of every segment after the first: the frame nearest its planned start.
+
+    Strictly increasing, so no segment is left without a frame.
+    """
+    frames: list[int] = []
+    for segment in segments[1:]:
+        frame = max(round(Fraction(segment.start) * rate), frames[-1] + 1 if frames else 1)
+        frames.append(frame)
+    return frames
+
+
+def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str, list[tuple[int, int | None]]]:
+    """Frame ranges [first, end) on which each distinct text shows; None: to the end.
+
+    Segments sharing a text share one drawtext, and neighbouring ranges merge, so one text
+    on every segment is a single drawtext without any time condition.
+    """
+    bounds = [0, *frames]
+    ranges: dict[str, list[tuple[int, int | None]]] = {}
+    for i, segment in enumerate(segments):
+        if segment.text is None:
+            continue
+        start, end = bounds[i], bounds[i + 1] if i + 1 < len(bounds) else None
+        spans = ranges.setdefault(segment.text, [])
+        if spans and spans[-1][1] == start:
+            start = spans.pop()[0]
+        spans.append((start, end))
+    return ranges
+
+
+def enable_expression(spans: Sequence[tuple[int, int | None]], rate: Fraction) -> str | None:
+    """drawtext's ``enable`` for frame ranges, with bounds half a frame before each range's
+    first frame and end frame, so float noise in ``t`` cannot move a frame across a bound."""
+    terms = []
+    for start, end in spans:
+        factors = []
+        if start > 0:
+            factors.append(f"gte(t,{_seconds((start - Fraction(1, 2)) / rate)})")
+        if end is not None:
+            factors.append(f"lt(t,{_seconds((end - Fraction(1, 2)) / rate)})")
+        if not factors:
+            return None
+        terms.append("*".join(factors))
+    return "+".join(terms)
+
+
+def _drawtext(textfile: Path, font: str, enable: str | None, width: int, height: int) -> str:
+    style = style_for(width, height)
+    options = [
+        f"fontfile={escape_filter_value(font)}",
+        f"textfile={escape_filter_value(str(textfile))}",
+        # User text is read from a file and drawn as it is: no %{...} expansion, nothing of
+        # it ever reaches the filter graph.
+        "expansion=none",
+        f"fontsize={style.font_size}",
+        "fontcolor=white",
+        f"borderw={style.border}",
+        "bordercolor=black",
+        "box=1",
+        "boxcolor=black@0.5",
+        f"boxborderw={style.box_padding}",
+        f"line_spacing={style.line_spacing}",
+        f"x={style.x}",
+        f"y={style.x}",
+    ]
+    if enable:
+        options.append(f"enable={escape_filter_value(enable)}")
+    return "drawtext=" + ":".join(options)
+
+
+def video_filters(media: MediaInfo, segments: Sequence[Segment], text_files: Mapping[str, Path],
+                  font: str) -> str:
+    """fps first (fewer frames for the rest), then even size and yuv420p, then the texts.
+
+    ffmpeg has already turned the picture upright (autorotate) before this graph.
+    """
+    rate = output_rate(media)
+    width, height = output_size(media)
+    filters = [f"fps={rate}"]
+    if (width, height) != (media.display_width, media.display_height):
+        filters.append(f"crop={width}:{height}")
+    filters.append("format=yuv420p")
+    for text, spans in text_ranges(segments, cut_frames(segments, rate)).items():
+        filters.append(_drawtext(text_files[text], font, enable_expression(spans, rate), width, height))
+    return ",".join(filters)
+
+
+def _output(cut_times: Sequence[Fraction | float], tolerance: Fraction | float, out_dir: Path) -> list[str]:
+    if not cut_times:
+        return ["-f", "mp4", "-movflags", "+faststart", str(out_dir.absolute() / segment_name(0))]
+    # The segment muxer expands printf patterns in the whole path, not only in the name.
+    template = str(out_dir.absolute()).replace("%", "%%") + "/" + SEGMENT_TEMPLATE
+    return ["-f", "segment",
+            "-segment_times", ",".join(_seconds(t) for t in cut_times),
+            "-segment_time_delta", _seconds(tolerance),
+            "-reset_timestamps", "1",
+            "-segment_format", "mp4",
+            "-segment_format_options", "movflags=+faststart",
+            template]
+
+
+def _inputs(tool_path: str, input_path: Path, media: MediaInfo) -> list[str]:
+    maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if media.has_audio else [])
+    return [tool_path, *GLOBAL_OPTIONS, *INPUT_OPTIONS, "-i", str(input_path.absolute()), *maps, *_STRIP]
+
+
+def encode_command(ffmpeg: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
+                   out_dir: Path, *, preset: str, crf: int, text_files: Mapping[str, Path],
+                   font: str) -> list[str]:
+    """Re-encode to H.264/AAC, one segment file per planned segment."""
+    rate = output_rate(media)
+    cut_times = [Fraction(frame) / rate for frame in cut_frames(segments, rate)]
+    command = _inputs(ffmpeg, input_path, media)
+    command += ["-vf", video_filters(media, segments, text_files, font),
+                # The graph's fps filter made the stream constant-rate; keep its timestamps.
+                "-fps_mode", "passthrough",
+                "-c:v", "libx264", "-preset", preset, "-crf", str(crf)]
+    if cut_times:
+        command += ["-force_key_frames", ",".join(_seconds(t) for t in cut_times)]
+    if media.has_audio:
+        command += ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
+    return command + _output(cut_times, 1 / (2 * rate), out_dir)
+
+
+def stream_copy_possible(media: MediaInfo, segments: Sequence[Segment]) -> bool:
+    """Copying keeps the input's bitstream, so only an input that already is what a
+    re-encode would produce (H.264, yuv420p, even size) and carries no text qualifies."""
+    width, height = output_size(media)
+    return (all(segment.text is None for segment in segments) and media.video_codec == "h264"
+            and media.pix_fmt == "yuv420p"
+            and (width, height) == (media.display_width, media.display_height))
+
+
+def copy_cut_times(segments: Sequence[Segment], keyframes: Sequence[float], duration: float) -> list[float]:
+    """The keyframe nearest each planned cut; cuts that land on the same keyframe merge, and
+    no cut leaves a piece shorter than the plan's shortest tail."""
+    usable = sorted(k for k in keyframes if MIN_TAIL_SECONDS <= k <= duration - MIN_TAIL_SECONDS)
+    chosen: list[float] = []
+    for segment in segments[1:]:
+        i = bisect.bisect_left(usable, segment.start)
+        nearest = min(usable[max(0, i - 1):i + 1], key=lambda k: abs(k - segment.start), default=None)
+        if nearest is not None and nearest - (chosen[-1] if chosen else 0.0) >= MIN_TAIL_SECONDS:
+            chosen.append(nearest)
+    return chosen
+
+
+def copy_command(ffmpeg: str, input_path: Path, media: MediaInfo, cut_times: Sequence[float],
+                 out_dir: Path) -> list[str]:
+    """Cut at existing keyframes without re-encoding the video; audio that is not AAC is
+    encoded to AAC, which costs little next to video."""
+    command = _inputs(ffmpeg, input_path, media) + ["-c:v", "copy"]
+    if media.has_audio:
+        command += ["-c:a", "copy"] if media.audio_codec == "aac" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
+    return command + _output(cut_times, 1 / (2 * media.fps), out_dir)
