@@ -1,0 +1,107 @@
+"""Run one ffmpeg process: progress from ``-progress pipe:1``, a hard deadline, errors with stderr.
+
+Lambda kills an invocation at its timeout without running any cleanup, so the job row would
+stay PROCESSING; stopping ffmpeg at our own deadline, a little earlier, leaves time to mark
+the job FAILED. Both pipes are drained by threads (a full stderr pipe would block ffmpeg
+forever) and the callback runs on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import IO
+
+from processor.errors import DeadlineExceededError, FFmpegError
+
+PROGRESS_INTERVAL_SECONDS = 0.25  # at most four progress calls a second
+STDERR_TAIL_LINES = 20
+_POLL_SECONDS = 0.1
+_END = object()
+
+
+def progress_fraction(line: str, duration: float) -> float | None:
+    """The fraction done that one ``-progress`` line reports, or None if it reports none.
+
+    ``out_time_us`` is the output clock in microseconds (``N/A`` before the first packet);
+    ``progress=end`` is ffmpeg's own statement that it finished.
+    """
+    key, _, value = line.strip().partition("=")
+    if key == "progress":
+        return 1.0 if value == "end" else None
+    if key != "out_time_us" or duration <= 0:
+        return None
+    try:
+        microseconds = int(value)
+    except ValueError:
+        return None
+    return min(1.0, max(0.0, microseconds / 1e6 / duration))
+
+
+def _pump(stream: IO[str], sink: Callable[[object], None], end: object | None = None) -> None:
+    for line in stream:
+        sink(line)
+    if end is not None:
+        sink(end)
+
+
+def run_ffmpeg(command: Sequence[str], *, duration: float,
+               on_progress: Callable[[float], None] | None = None,
+               deadline: float | None = None) -> None:
+    """Run ``command`` (an ffmpeg argv with ``-progress pipe:1``) to completion.
+
+    ``duration`` is the output length that counts as 1.0; ``deadline`` a ``time.monotonic()``
+    value after which ffmpeg is killed and DeadlineExceededError raised.
+    """
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceededError("the deadline passed before ffmpeg started")
+    started = time.monotonic()
+    process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, errors="replace")
+    assert process.stdout is not None and process.stderr is not None
+    lines: queue.Queue[object] = queue.Queue()
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    readers = [
+        threading.Thread(target=_pump, args=(process.stdout, lines.put, _END), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, tail.append), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    reported, last_report, pending = 0.0, float("-inf"), None
+    try:
+        while True:
+            wait = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
+            if wait <= 0:
+                raise DeadlineExceededError(
+                    f"ffmpeg stopped after {time.monotonic() - started:.1f}s: the deadline passed")
+            try:
+                item = lines.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if item is _END:
+                break
+            fraction = progress_fraction(item, duration) if isinstance(item, str) else None
+            if fraction is not None and fraction > reported:
+                pending = reported = fraction
+            now = time.monotonic()
+            if on_progress and pending is not None and (pending >= 1.0 or now - last_report >= PROGRESS_INTERVAL_SECONDS):
+                on_progress(pending)
+                pending, last_report = None, now
+        code = process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+        process.stdout.close()
+        process.stderr.close()
+    if code != 0:
+        message = "".join(tail).strip() or "no error output"
+        raise FFmpegError(f"ffmpeg exited with status {code}: {message}")
+    if on_progress and reported < 1.0:
+        on_progress(1.0)
