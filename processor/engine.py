@@ -1,0 +1,167 @@
+"""Cut one input into its planned segments: probe, build the command, run ffmpeg, check the files.
+
+Both backends (the Lambda handler and the Celery task) call ``cut``, so their segments are
+byte-for-byte the same work. The result is verified, not assumed: a segment muxer that cuts
+fewer times than asked (see processor.command) would otherwise shift every text and every
+segment id by one without any error.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from processor import command as commands
+from processor.binaries import font, tool
+from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
+from processor.overlay import textfile_content
+from processor.plan import Segment
+from processor.probe import MediaInfo, keyframe_times, probe
+from processor.transcode import run_ffmpeg
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _preset(value: str, name: str) -> str:
+    if value not in X264_PRESETS:
+        raise InvalidJobError(name, f"must be one of {', '.join(X264_PRESETS)}, got {value!r}")
+    return value
+
+
+def _crf(value: object, name: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidJobError(name, f"must be a whole number from 0 to 51, got {value!r}") from None
+    if not 0 <= number <= 51:
+        raise InvalidJobError(name, f"must be from 0 to 51 (x264's CRF scale), got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    preset: str = "veryfast"
+    crf: int = 23
+    stream_copy: bool = False
+
+    def __post_init__(self) -> None:
+        _preset(self.preset, "preset")
+        _crf(self.crf, "crf")
+
+    @classmethod
+    def from_env(cls) -> EncodeSettings:
+        """VIDEO_PRESET, VIDEO_CRF and VIDEO_STREAM_COPY; unset or empty means the default."""
+        default = cls()
+        preset = os.environ.get("VIDEO_PRESET", "").strip() or default.preset
+        crf = os.environ.get("VIDEO_CRF", "").strip() or default.crf
+        copy = os.environ.get("VIDEO_STREAM_COPY", "").strip().lower()
+        if copy and copy not in _TRUE + _FALSE:
+            raise InvalidJobError("VIDEO_STREAM_COPY", f"must be true or false, got {copy!r}")
+        return cls(preset=_preset(preset, "VIDEO_PRESET"), crf=_crf(crf, "VIDEO_CRF"),
+                   stream_copy=copy in _TRUE if copy else default.stream_copy)
+
+
+@dataclass(frozen=True)
+class SegmentFile:
+    index: int
+    path: Path
+    start: float
+    end: float
+    duration: float
+    """Measured on the written file with ffprobe (video stream)."""
+    text: str | None
+
+
+def _check_plan(segments: Sequence[Segment]) -> None:
+    if not segments:
+        raise ValueError("nothing to cut: the plan has no segment")
+    for i, segment in enumerate(segments):
+        if segment.index != i or segment.end <= segment.start:
+            raise ValueError(f"segment {i} of the plan is malformed: {segment}")
+
+
+def _clear_outputs(out_dir: Path) -> None:
+    """A retry must not find the previous attempt's extra segments next to its own."""
+    for stale in out_dir.glob("segment_*.mp4"):
+        stale.unlink()
+
+
+def _write_texts(segments: Sequence[Segment], media: MediaInfo, work: Path) -> dict[str, Path]:
+    width, height = commands.output_size(media)
+    files: dict[str, Path] = {}
+    for segment in segments:
+        if segment.text is not None and segment.text not in files:
+            path = work / f"text_{len(files):03d}.txt"
+            path.write_text(textfile_content(segment.text, width, height), encoding="utf-8")
+            files[segment.text] = path
+    return files
+
+
+def _collect(out_dir: Path, bounds: Sequence[tuple[float, float]], segments: Sequence[Segment] | None,
+             deadline: float | None) -> list[SegmentFile]:
+    written = set(out_dir.glob("segment_*.mp4"))
+    expected = [out_dir / commands.segment_name(i) for i in range(len(bounds))]
+    if written != set(expected):
+        raise FFmpegError(f"ffmpeg wrote {len(written)} segment files, {len(bounds)} were planned")
+    files = []
+    for i, (path, (start, end)) in enumerate(zip(expected, bounds)):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceededError("the deadline passed while checking the segments")
+        files.append(SegmentFile(index=i, path=path, start=start, end=end,
+                                 duration=probe(path).duration,
+                                 text=segments[i].text if segments else None))
+    return files
+
+
+def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: EncodeSettings, *,
+        media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None,
+        deadline: float | None = None) -> list[SegmentFile]:
+    """Write ``segment_000.mp4``, ``segment_001.mp4``, ... into ``out_dir``.
+
+    Re-encoding gives one file per planned segment, each within a frame of its plan. Stream
+    copy (settings.stream_copy, no text, an H.264 yuv420p input) cuts at the input's
+    keyframes instead: fewer files when keyframes are sparse, with their real bounds.
+    """
+    _check_plan(segments)
+    input_path, out_dir = Path(input_path), Path(out_dir)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceededError("the deadline passed before cutting started")
+    media = media or probe(input_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clear_outputs(out_dir)
+    try:
+        if settings.stream_copy and commands.stream_copy_possible(media, segments):
+            return _copy(input_path, media, segments, out_dir, on_progress, deadline)
+        return _encode(input_path, media, segments, out_dir, settings, on_progress, deadline)
+    except BaseException:
+        # Half-written segments must not look like a result to whoever reads out_dir.
+        _clear_outputs(out_dir)
+        raise
+
+
+def _copy(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
+          on_progress: Callable[[float], None] | None, deadline: float | None) -> list[SegmentFile]:
+    times = commands.copy_cut_times(segments, keyframe_times(input_path), media.duration)
+    argv = commands.copy_command(tool("ffmpeg"), input_path, media, times, out_dir)
+    run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
+    edges = [0.0, *times, media.duration]
+    return _collect(out_dir, list(zip(edges, edges[1:])), None, deadline)
+
+
+def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
+            settings: EncodeSettings, on_progress: Callable[[float], None] | None,
+            deadline: float | None) -> list[SegmentFile]:
+    with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
+        text_files = _write_texts(segments, media, Path(work))
+        argv = commands.encode_command(
+            tool("ffmpeg"), input_path, media, segments, out_dir, preset=settings.preset,
+            crf=settings.crf, text_files=text_files, font=font() if text_files else "")
+        run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
+    return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)
