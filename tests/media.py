@@ -7,16 +7,30 @@ videos are tiny and encoded with ``ultrafast`` so that a test suite on two cores
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from processor.binaries import tool
+import pytest
+
+from processor.binaries import font, tool
+from processor.errors import ToolNotFoundError
 
 # One keyframe a second, as phone encoders roughly do: stream-copy cuts land near the plan.
 KEYFRAMES_PER_SECOND = 1
 
 
+def require_tools() -> None:
+    """Fail, never skip: a suite that skips without ffmpeg would pass while testing nothing."""
+    try:
+        tool("ffmpeg"), tool("ffprobe"), font()
+    except ToolNotFoundError as error:
+        pytest.fail(f"the pinned ffmpeg layer is missing: {error}", pytrace=False)
+
+
 def _ffmpeg(args: list[str]) -> None:
+    require_tools()
     command = [tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -75,3 +89,34 @@ def make_audio_only(path: Path, *, duration: float = 2.0) -> Path:
     _ffmpeg(["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}",
              "-c:a", "aac", "-b:a", "64k", str(path)])
     return path
+
+
+def streams(path: Path) -> dict[str, Any]:
+    """ffprobe's streams and format of a file, with the display-matrix rotation if any."""
+    result = subprocess.run(
+        [tool("ffprobe"), "-v", "error", "-show_entries",
+         "format=duration:stream=codec_type,codec_name,profile,pix_fmt,width,height,"
+         "avg_frame_rate,r_frame_rate,duration,has_b_frames:stream_side_data=rotation",
+         "-of", "json", str(path)],
+        capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def gray_frame(path: Path, *, index: int = 0) -> tuple[int, int, bytes]:
+    """Frame ``index`` of a video as 8-bit gray pixels: (width, height, bytes)."""
+    info = next(s for s in streams(path)["streams"] if s["codec_type"] == "video")
+    width, height = info["width"], info["height"]
+    rotation = (info.get("side_data_list") or [{}])[0].get("rotation", 0)
+    if rotation in (90, -90, 270, -270):
+        width, height = height, width
+    result = subprocess.run(
+        [tool("ffmpeg"), "-v", "error", "-i", str(path), "-vf", f"select=eq(n\\,{index})",
+         "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True, check=True)
+    assert len(result.stdout) == width * height, f"no frame {index} in {path}"
+    return width, height, result.stdout
+
+
+def mean_abs_diff(a: bytes, b: bytes) -> float:
+    assert len(a) == len(b), "frames of different sizes"
+    return sum(abs(x - y) for x, y in zip(a, b)) / len(a)
