@@ -1,0 +1,116 @@
+"""The zips Lambda runs: the same bytes on every build, and the function zip's exact contents."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from infra import function_package
+from infra.layer import layer_zip
+from layers.ffmpeg import build as ffmpeg_build
+from tests.infra.harness import REPO
+
+# What a wheel may be tagged with to run on Lambda's python3.12 x86-64: pure, or manylinux x86-64 for CPython 3.12.
+LAMBDA_TAG = re.compile(r"(py3|py2\.py3|cp312)-none-any|(cp312-cp312|cp3\d+-abi3)-manylinux\w*_x86_64")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def function_zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two builds from scratch (each installs the locked wheels anew) in separate folders."""
+    return (function_package.build(tmp_path_factory.mktemp("first")),
+            function_package.build(tmp_path_factory.mktemp("second")))
+
+
+def locked() -> dict[str, str]:
+    """name -> version of every requirement in the lock file, each proven to carry a sha256 hash."""
+    text = function_package.REQUIREMENTS.read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            requirement = re.match(r"\s*([A-Za-z0-9_.-]+)==(\S+)\s", line)
+            assert requirement and re.search(r"--hash=sha256:[0-9a-f]{64}", line), line
+            pins[requirement.group(1).lower()] = requirement.group(2)
+    return pins
+
+
+def test_function_zip_is_byte_for_byte_reproducible(function_zips: tuple[Path, Path]):
+    first, second = function_zips
+    assert first.read_bytes() == second.read_bytes()
+    # The zip the program deploys (infra/dist, dependencies from its cache) is the same zip.
+    assert sha256(function_package.build()) == sha256(first)
+
+
+def test_lock_file_pins_the_versions_of_constraints_txt():
+    lines = (REPO / "constraints.txt").read_text().split()
+    constraints = dict(line.lower().split("==") for line in lines if "==" in line)
+    pins = locked()
+    assert pins == {"redis": constraints["redis"]}
+
+
+def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function_zips: tuple[Path, Path]):
+    with zipfile.ZipFile(function_zips[0]) as archive:
+        names = set(archive.namelist())
+        on_disk = {f"processor/{path.relative_to(REPO / 'processor').as_posix()}"
+                   for path in (REPO / "processor").rglob("*.py") if "__pycache__" not in path.parts}
+        assert {name for name in names if name.startswith("processor/")} == on_disk
+        assert "processor/handler.py" in names
+
+        dist_infos = {name.split("/", 1)[0] for name in names if ".dist-info/" in name}
+        assert dist_infos == {f"{name}-{version}.dist-info" for name, version in locked().items()}
+        installed = set()
+        for dist_info in dist_infos:
+            for tag in archive.read(f"{dist_info}/WHEEL").decode().splitlines():
+                if tag.startswith("Tag: "):
+                    assert LAMBDA_TAG.fullmatch(tag.removeprefix("Tag: ")), tag
+            # Every file the wheel installs is in the zip with the wheel's own hash.
+            for path, digest, _ in csv.reader(io.StringIO(archive.read(f"{dist_info}/RECORD").decode())):
+                installed.add(path)
+                if digest:
+                    algorithm, expected = digest.split("=", 1)
+                    actual = base64.urlsafe_b64encode(hashlib.new(algorithm, archive.read(path)).digest())
+                    assert actual.decode().rstrip("=") == expected, path
+    # Nothing but the processor and what the locked wheels install.
+    assert names - on_disk == installed
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc") or "/tests/" in name
+                or name.startswith(("bin/", "boto3/", "botocore/"))]
+
+
+def test_tests_never_enter_the_function_zip(tmp_path: Path):
+    for name in ("__init__.py", "handler.py", "sub/module.py", "tests/test_handler.py", "test/helpers.py",
+                 "test_engine.py", "engine_test.py", "conftest.py", "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert set(function_package.source_entries(tmp_path)) == {
+        "processor/__init__.py", "processor/handler.py", "processor/sub/module.py"}
+
+
+def test_vendored_packages_import_from_the_zip_alone(function_zips: tuple[Path, Path], tmp_path: Path):
+    with zipfile.ZipFile(function_zips[0]) as archive:
+        archive.extractall(tmp_path)
+    # -I -S: no site-packages and no environment, so only the standard library and the zip.
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import redis, processor.contract; "
+            "print(redis.__file__, redis.__version__)")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(tmp_path / "redis" / "__init__.py"), locked()["redis"]]
+
+
+def test_layer_zip_is_byte_for_byte_reproducible(tmp_path: Path):
+    deployed = layer_zip()
+    assert deployed.path == ffmpeg_build.LAYER_ZIP
+    rebuilt = ffmpeg_build.build(dist=tmp_path, force=True)
+    assert rebuilt != deployed.path
+    assert sha256(rebuilt) == deployed.sha256
