@@ -31,6 +31,8 @@ _ASCII_WIDTHS = (
 # Anything else (CJK, symbols, glyphs the font lacks) counts as one full em: no Roboto glyph
 # is wider, so the estimate stays an upper bound.
 _WIDE = 1.0
+# Hinting snaps each advance to whole pixels, which can add up to a pixel per character.
+_HINTING_SLACK_PX = 1.0
 # Roboto's ascent plus descent is 1.17 em; drawtext stacks lines by that plus line_spacing.
 _LINE_HEIGHT_EM = 1.2
 
@@ -77,17 +79,18 @@ def style_for(width: int, height: int) -> TextStyle:
     )
 
 
-def _char_width(char: str) -> float:
+def _char_width(char: str, size: int) -> float:
     """Accented Latin letters take their base letter's width (é as e)."""
     if unicodedata.combining(char):
         return 0.0
     code = ord(unicodedata.normalize("NFD", char)[0])
-    return _ASCII_WIDTHS[code - 32] if 32 <= code < 127 else _WIDE
+    em = _ASCII_WIDTHS[code - 32] if 32 <= code < 127 else _WIDE
+    return em * size + _HINTING_SLACK_PX
 
 
 def text_width(text: str, size: int) -> float:
     """Upper bound of the rendered width in pixels (outline excluded)."""
-    return sum(_char_width(char) for char in text) * size
+    return sum(_char_width(char, size) for char in text)
 
 
 def _clean(text: str) -> str:
@@ -124,8 +127,9 @@ def _wrap_paragraph(paragraph: str, limit: float, size: int) -> list[str]:
 
 
 def wrap(text: str, style: TextStyle) -> list[str]:
-    """Lines that fit the frame's width; the user's own line breaks are kept."""
-    lines = [line for paragraph in _clean(text).split("\n")
+    """Lines that fit the frame's width; the user's own line breaks are kept, blank lines at
+    either end (drawn as empty rows inside the box) are not."""
+    lines = [line for paragraph in _clean(text).strip().split("\n")
              for line in _wrap_paragraph(paragraph, style.max_line_width, style.font_size)]
     if len(lines) <= style.max_lines:
         return lines
@@ -138,8 +142,5 @@ def wrap(text: str, style: TextStyle) -> list[str]:
 
 
 def textfile_content(text: str, width: int, height: int) -> str:
-    """What drawtext reads through ``textfile=``: the caption wrapped for a width x height frame.
-
-    No trailing newline: drawtext would draw it as an empty last line inside the box.
-    """
+    """What drawtext reads through ``textfile=``: the caption wrapped for a width x height frame."""
     return "\n".join(wrap(text, style_for(width, height)))
