@@ -4,16 +4,22 @@ One decode and one encode for all segments: the segment muxer splits the single 
 stream at keyframes forced at the cut points, and each text is drawn only on its segments'
 time range.
 
-The cut points are whole frames. The segment muxer cuts at the first keyframe whose pts
-reaches the cut time, but it compares on a clock that carries a sub-microsecond error: with
-B-frames the first dts is negative, libavformat shifts every timestamp to make it zero, and
-the cut test undoes that shift rounded to a whole microsecond. At 30 fps the shift is two
-frames (66666.67 us, rounded to 66667), so a keyframe forced at exactly 2.0 s is seen at
-1.9999997 s, misses its cut and the segment runs to the next cut point (``-preset
-ultrafast`` has no B-frames, hence no shift, hence no bug; 25 fps shifts a whole number of
-microseconds and happens to work). ``-segment_time_delta`` of half a frame absorbs that
-error and the half-frame rounding ``-force_key_frames`` applies to times off the frame grid,
-while the previous frame, a whole frame earlier, still cannot trigger the cut.
+Cut points lie halfway between two frames, never on one. Two comparisons decide where a
+segment starts, and both carry errors that flip a test made exactly at a frame's timestamp:
+
+- The segment muxer cuts at the first keyframe whose pts reaches the cut time, on a clock
+  with a sub-microsecond error: with B-frames the first dts is negative, libavformat shifts
+  every timestamp to make it zero, and the cut test undoes that shift rounded to a whole
+  microsecond. At 30 fps the shift is two frames (66666.67 us, rounded to 66667), so a
+  keyframe forced at exactly 2.0 s is compared as 1.9999997 s and its cut is skipped; every
+  later cut then slides to the next cut point, the first segment doubles and the last one
+  disappears. (``ultrafast`` has no B-frames, hence no shift; 25 fps shifts a whole number
+  of microseconds: both happen to work.)
+- ``-force_key_frames`` keeps its times in microseconds and forces the first frame at or
+  after them, so 2.566667 s (frame 77 at 30 fps, rounded up) forces frame 78 instead.
+
+Half a frame of room on each side absorbs both, and the same midpoints bound each text's
+time range.
 """
 
 from __future__ import annotations
@@ -81,6 +87,12 @@ def cut_frames(segments: Sequence[Segment], rate: Fraction) -> list[int]:
         frame = max(round(Fraction(segment.start) * rate), frames[-1] + 1 if frames else 1)
         frames.append(frame)
     return frames
+
+
+def cut_times(segments: Sequence[Segment], rate: Fraction) -> list[Fraction]:
+    """Where each cut is placed on ffmpeg's clock: halfway between the segment's first frame
+    and the frame before it."""
+    return [(frame - Fraction(1, 2)) / rate for frame in cut_frames(segments, rate)]
 
 
 def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str, list[tuple[int, int | None]]]:
@@ -159,14 +171,13 @@ def video_filters(media: MediaInfo, segments: Sequence[Segment], text_files: Map
     return ",".join(filters)
 
 
-def _output(cut_times: Sequence[Fraction | float], tolerance: Fraction | float, out_dir: Path) -> list[str]:
-    if not cut_times:
+def _output(times: Sequence[Fraction | float], out_dir: Path) -> list[str]:
+    if not times:
         return ["-f", "mp4", "-movflags", "+faststart", str(out_dir.absolute() / segment_name(0))]
     # The segment muxer expands printf patterns in the whole path, not only in the name.
     template = str(out_dir.absolute()).replace("%", "%%") + "/" + SEGMENT_TEMPLATE
     return ["-f", "segment",
-            "-segment_times", ",".join(_seconds(t) for t in cut_times),
-            "-segment_time_delta", _seconds(tolerance),
+            "-segment_times", ",".join(_seconds(t) for t in times),
             "-reset_timestamps", "1",
             "-segment_format", "mp4",
             "-segment_format_options", "movflags=+faststart",
@@ -182,18 +193,17 @@ def encode_command(ffmpeg: str, input_path: Path, media: MediaInfo, segments: Se
                    out_dir: Path, *, preset: str, crf: int, text_files: Mapping[str, Path],
                    font: str) -> list[str]:
     """Re-encode to H.264/AAC, one segment file per planned segment."""
-    rate = output_rate(media)
-    cut_times = [Fraction(frame) / rate for frame in cut_frames(segments, rate)]
+    times = cut_times(segments, output_rate(media))
     command = _inputs(ffmpeg, input_path, media)
     command += ["-vf", video_filters(media, segments, text_files, font),
                 # The graph's fps filter made the stream constant-rate; keep its timestamps.
                 "-fps_mode", "passthrough",
                 "-c:v", "libx264", "-preset", preset, "-crf", str(crf)]
-    if cut_times:
-        command += ["-force_key_frames", ",".join(_seconds(t) for t in cut_times)]
+    if times:
+        command += ["-force_key_frames", ",".join(_seconds(t) for t in times)]
     if media.has_audio:
         command += ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
-    return command + _output(cut_times, 1 / (2 * rate), out_dir)
+    return command + _output(times, out_dir)
 
 
 def stream_copy_possible(media: MediaInfo, segments: Sequence[Segment]) -> bool:
@@ -205,7 +215,7 @@ def stream_copy_possible(media: MediaInfo, segments: Sequence[Segment]) -> bool:
             and (width, height) == (media.display_width, media.display_height))
 
 
-def copy_cut_times(segments: Sequence[Segment], keyframes: Sequence[float], duration: float) -> list[float]:
+def copy_keyframes(segments: Sequence[Segment], keyframes: Sequence[float], duration: float) -> list[float]:
     """The keyframe nearest each planned cut; cuts that land on the same keyframe merge, and
     no cut leaves a piece shorter than the plan's shortest tail."""
     usable = sorted(k for k in keyframes if MIN_TAIL_SECONDS <= k <= duration - MIN_TAIL_SECONDS)
@@ -218,11 +228,12 @@ def copy_cut_times(segments: Sequence[Segment], keyframes: Sequence[float], dura
     return chosen
 
 
-def copy_command(ffmpeg: str, input_path: Path, media: MediaInfo, cut_times: Sequence[float],
+def copy_command(ffmpeg: str, input_path: Path, media: MediaInfo, keyframes: Sequence[float],
                  out_dir: Path) -> list[str]:
-    """Cut at existing keyframes without re-encoding the video; audio that is not AAC is
-    encoded to AAC, which costs little next to video."""
+    """Cut just before the given keyframes without re-encoding the video; audio that is not
+    AAC is encoded to AAC, which costs little next to video."""
     command = _inputs(ffmpeg, input_path, media) + ["-c:v", "copy"]
     if media.has_audio:
         command += ["-c:a", "copy"] if media.audio_codec == "aac" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
-    return command + _output(cut_times, 1 / (2 * media.fps), out_dir)
+    half_frame = 1 / (2 * media.fps)
+    return command + _output([key - half_frame for key in keyframes], out_dir)

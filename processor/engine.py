@@ -148,7 +148,7 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
 
 def _copy(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
           on_progress: Callable[[float], None] | None, deadline: float | None) -> list[SegmentFile]:
-    times = commands.copy_cut_times(segments, keyframe_times(input_path), media.duration)
+    times = commands.copy_keyframes(segments, keyframe_times(input_path), media.duration)
     argv = commands.copy_command(tool("ffmpeg"), input_path, media, times, out_dir)
     run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
     edges = [0.0, *times, media.duration]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.command import (copy_command, copy_cut_times, cut_frames, enable_expression,
+from processor.command import (copy_command, copy_keyframes, cut_frames, enable_expression,
                                encode_command, escape_filter_value, output_rate, output_size,
                                stream_copy_possible, text_ranges, video_filters)
 from processor.plan import Segment
@@ -188,8 +188,9 @@ def test_encode_command_re_encodes_h264_aac_with_matching_cut_points(tmp_path: P
     assert [option(argv, o) for o in ("-c:v", "-preset", "-crf")] == ["libx264", "veryfast", "23"]
     assert [option(argv, o) for o in ("-c:a", "-b:a")] == ["aac", "128k"]
     assert argv.count("-map") == 2 and "0:a:0" in argv
-    assert option(argv, "-force_key_frames") == option(argv, "-segment_times") == "2.000000,4.133333"
-    assert float(option(argv, "-segment_time_delta")) == pytest.approx(1 / 60, abs=1e-6)
+    # Halfway between frames 59|60 and 123|124: no rounding can move a cut onto a neighbour.
+    assert option(argv, "-force_key_frames") == option(argv, "-segment_times") == "1.983333,4.116667"
+    assert "-segment_time_delta" not in argv
     assert option(argv, "-reset_timestamps") == "1"
     assert option(argv, "-segment_format_options") == "movflags=+faststart"
     assert argv[-1] == f"{tmp_path}/segment_%03d.mp4"
@@ -263,7 +264,7 @@ def test_stream_copy_only_when_the_input_already_is_the_output_format(changes, p
     ([0, 3, 6], [0], []),                             # only the first keyframe
 ])
 def test_copy_cuts_snap_to_keyframes(bounds, keyframes, expected):
-    assert copy_cut_times(segments_of(bounds), keyframes, bounds[-1]) == expected
+    assert copy_keyframes(segments_of(bounds), keyframes, bounds[-1]) == expected
 
 
 @pytest.mark.parametrize(("audio_codec", "audio_args"), [("aac", ["-c:a", "copy"]),
@@ -274,5 +275,5 @@ def test_copy_command_copies_video_and_keeps_audio_aac(tmp_path: Path, audio_cod
     assert option(argv, "-c:v") == "copy"
     index = argv.index("-c:a")
     assert argv[index:index + len(audio_args)] == audio_args
-    assert option(argv, "-segment_times") == "2.000000,4.000000"
+    assert option(argv, "-segment_times") == "1.983333,3.983333"  # just before each keyframe
     assert "-vf" not in argv and "-force_key_frames" not in argv

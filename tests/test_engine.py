@@ -1,0 +1,361 @@
+"""processor.engine.cut with the real pinned ffmpeg on generated phone-shaped videos."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from processor import binaries, command
+from processor.binaries import tool
+from processor.contract import FixedCut, RandomCut
+from processor.engine import EncodeSettings, SegmentFile, cut
+from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError, NotAVideoError
+from processor.overlay import textfile_content
+from processor.plan import Segment, plan_boundaries
+from processor.probe import probe
+from tests.media import (gray_frame, make_audio_only, make_not_a_video, make_video, mean_abs_diff,
+                         require_tools, streams)
+from tests.test_overlay import HOSTILE_TEXTS
+
+FRAME = 1 / 30
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools() -> None:
+    require_tools()
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def clip(media_dir: Path) -> Path:
+    """4 s, 320x240, 30 fps, AAC, a keyframe every second."""
+    return make_video(media_dir / "clip.mp4")
+
+
+@pytest.fixture(scope="module")
+def long_clip(media_dir: Path) -> Path:
+    """Long enough for ffmpeg to run about a second: progress and deadline need a running ffmpeg."""
+    return make_video(media_dir / "long.mp4", duration=12.0, width=640, height=360)
+
+
+def segments_of(bounds: list[float], texts: list[str | None] | None = None) -> list[Segment]:
+    texts = texts or [None] * (len(bounds) - 1)
+    return [Segment(i, a, b, texts[i]) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def video(path: Path) -> dict:
+    return next(s for s in streams(path)["streams"] if s["codec_type"] == "video")
+
+
+def has_audio(path: Path) -> bool:
+    return any(s["codec_type"] == "audio" for s in streams(path)["streams"])
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    data, boxes, offset = path.read_bytes(), [], 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        boxes.append(data[offset + 4:offset + 8].decode("latin-1"))
+        if size == 1:
+            size = int.from_bytes(data[offset + 8:offset + 16], "big")
+        offset += size if size else len(data)
+    return boxes
+
+
+def ffmpeg_children() -> list[int]:
+    """ffmpeg processes whose parent is this test process, zombies included."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if name == "ffmpeg" and int(fields[1]) == os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def assert_matches_plan(files: list[SegmentFile], segments: list[Segment], out_dir: Path) -> None:
+    assert [f.index for f in files] == list(range(len(segments)))
+    assert [f.path for f in files] == [out_dir / f"segment_{i:03d}.mp4" for i in range(len(segments))]
+    assert sorted(out_dir.glob("segment_*.mp4")) == [f.path for f in files]
+    for file, segment in zip(files, segments):
+        assert (file.start, file.end, file.text) == (segment.start, segment.end, segment.text)
+        stream = video(file.path)
+        assert float(stream["duration"]) == pytest.approx(segment.duration, abs=FRAME + 1e-3), file
+        assert file.duration == pytest.approx(float(stream["duration"]), abs=1e-6)
+        assert (stream["codec_name"], stream["pix_fmt"]) == ("h264", "yuv420p")
+        assert stream["width"] % 2 == 0 and stream["height"] % 2 == 0
+        assert "side_data_list" not in stream, "a rotation matrix would turn the upright picture again"
+        boxes = top_level_boxes(file.path)
+        assert boxes.index("moov") < boxes.index("mdat"), "no faststart"
+
+
+@pytest.mark.parametrize("fps", [30, 24])
+def test_veryfast_b_frames_cut_exactly_at_every_planned_point(tmp_path: Path, fps: int):
+    """The team's trap: with B-frames, a cut at exactly 1.0 s was skipped and segment 0 doubled."""
+    source = make_video(tmp_path / "in.mp4", duration=4.0, fps=fps)
+    segments = segments_of([0.0, 1.0, 2.0, 3.0, 4.0])
+    files = cut(source, segments, tmp_path / "out", EncodeSettings(preset="veryfast"))
+    assert_matches_plan(files, segments, tmp_path / "out")
+    assert all(video(f.path)["has_b_frames"] > 0 for f in files), "the trap needs B-frames"
+    assert all(has_audio(f.path) for f in files)
+
+
+def test_fixed_plan_from_the_contract(tmp_path: Path, clip: Path):
+    info = probe(clip)
+    segments = [Segment(i, a, b) for i, (a, b) in enumerate(plan_boundaries(info.duration, FixedCut(1.5), "job"))]
+    files = cut(clip, segments, tmp_path, EncodeSettings(), media=info)
+    assert len(files) == 3
+    assert_matches_plan(files, segments, tmp_path)
+    assert [video(f.path)["profile"] for f in files] == ["High"] * 3
+
+
+@pytest.mark.parametrize("job_id", ["job-a", "job-b", "job-c"])
+def test_random_plan_off_the_frame_grid(tmp_path: Path, media_dir: Path, job_id: str):
+    source = media_dir / "six.mp4"
+    if not source.exists():
+        make_video(source, duration=6.0, audio=False)
+    segments = [Segment(i, a, b) for i, (a, b) in enumerate(plan_boundaries(6.0, RandomCut(1, 2), job_id))]
+    assert any(round(s.start * 30, 6) % 1 for s in segments), "the plan should cut between frames"
+    assert_matches_plan(cut(source, segments, tmp_path, EncodeSettings()), segments, tmp_path)
+
+
+@pytest.mark.parametrize(("shape", "expected_size"), [
+    ({"audio": False}, (320, 240)),
+    ({"width": 240, "height": 320}, (240, 320)),
+    ({"width": 321, "height": 241}, (320, 240)),
+    ({"width": 241, "height": 321, "vfr": True}, (240, 320)),
+])
+def test_phone_shaped_inputs(tmp_path: Path, shape: dict, expected_size: tuple[int, int]):
+    source = make_video(tmp_path / "in.mp4", duration=3.0, **shape)
+    segments = segments_of([0.0, 1.2, 3.0], ["caption", None])
+    files = cut(source, segments, tmp_path / "out", EncodeSettings())
+    assert_matches_plan(files, segments, tmp_path / "out")
+    for file in files:
+        stream = video(file.path)
+        assert (stream["width"], stream["height"]) == expected_size
+        assert has_audio(file.path) == shape.get("audio", True)
+        assert stream["avg_frame_rate"] == "30/1"  # variable input, constant output
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_is_applied_to_the_pixels(tmp_path: Path, rotation: int):
+    source = make_video(tmp_path / "in.mp4", duration=2.0, rotation=rotation)
+    files = cut(source, segments_of([0.0, 1.0, 2.0]), tmp_path / "out", EncodeSettings())
+    upright = (240, 320) if rotation in (90, -90) else (320, 240)
+    stream = video(files[0].path)
+    assert (stream["width"], stream["height"]) == upright
+    assert "side_data_list" not in stream
+    _, _, produced = gray_frame(files[0].path)
+    _, _, reference = gray_frame(source)  # ffmpeg's decoder applies the display matrix
+    assert mean_abs_diff(produced, reference) < 4
+    assert mean_abs_diff(produced, reference[::-1]) > 20  # the other direction, or no turn at all
+
+
+def test_stream_copy_keeps_the_bitstream_and_reports_real_bounds(tmp_path: Path, clip: Path):
+    segments = segments_of([0.0, 1.4, 2.6, 4.0])
+    files = cut(clip, segments, tmp_path, EncodeSettings(stream_copy=True))
+    assert [(f.index, f.start, f.end) for f in files] == [(0, 0.0, 1.0), (1, 1.0, 3.0), (2, 3.0, 4.0)]
+    for file in files:
+        assert file.duration == pytest.approx(file.end - file.start, abs=FRAME + 1e-3)
+        assert file.text is None and has_audio(file.path)
+        boxes = top_level_boxes(file.path)
+        assert boxes.index("moov") < boxes.index("mdat")
+
+    def packet_sizes(path: Path) -> list[str]:
+        result = subprocess.run([tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                 "packet=size", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                                check=True)
+        return result.stdout.split()
+    assert packet_sizes(files[0].path) + packet_sizes(files[1].path) + packet_sizes(files[2].path) \
+        == packet_sizes(clip)
+
+
+def test_stream_copy_merges_cuts_that_share_a_keyframe(tmp_path: Path, clip: Path):
+    files = cut(clip, segments_of([0.0, 0.4, 0.8, 1.2, 4.0]), tmp_path, EncodeSettings(stream_copy=True))
+    assert [(f.index, f.start, f.end) for f in files] == [(0, 0.0, 1.0), (1, 1.0, 4.0)]
+    assert sorted(tmp_path.glob("segment_*.mp4")) == [f.path for f in files]
+
+
+def test_stream_copy_keeps_the_rotation_matrix(tmp_path: Path):
+    source = make_video(tmp_path / "in.mp4", duration=2.0, rotation=90)
+    files = cut(source, segments_of([0.0, 1.0, 2.0]), tmp_path / "out", EncodeSettings(stream_copy=True))
+    assert len(files) == 2
+    assert video(files[0].path)["side_data_list"][0]["rotation"] == 90
+
+
+@pytest.mark.parametrize(("source_shape", "texts"), [({}, ["text", None]), ({"width": 321}, [None, None])])
+def test_stream_copy_falls_back_to_encoding_when_it_cannot_honour_the_job(tmp_path: Path, source_shape, texts):
+    source = make_video(tmp_path / "in.mp4", duration=2.0, **source_shape)
+    segments = segments_of([0.0, 1.3, 2.0], texts)
+    files = cut(source, segments, tmp_path / "out", EncodeSettings(stream_copy=True))
+    assert_matches_plan(files, segments, tmp_path / "out")
+
+
+def test_progress_is_monotonic_throttled_and_reaches_one(tmp_path: Path, long_clip: Path):
+    calls: list[tuple[float, float]] = []
+    started = time.monotonic()
+    cut(long_clip, segments_of([0.0, 4.0, 8.0, 12.0], ["a", "b", "c"]), tmp_path, EncodeSettings(),
+        on_progress=lambda fraction: calls.append((time.monotonic() - started, fraction)))
+    fractions = [fraction for _, fraction in calls]
+    assert len(calls) >= 3, calls
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] == 1.0
+    assert len(set(fractions)) == len(fractions)
+    gaps = [b - a for (a, _), (b, _) in zip(calls, calls[1:-1])]
+    assert all(gap >= 0.2 for gap in gaps), gaps
+
+
+def test_a_past_deadline_starts_nothing(tmp_path: Path, clip: Path):
+    with pytest.raises(DeadlineExceededError):
+        cut(clip, segments_of([0.0, 2.0, 4.0]), tmp_path, EncodeSettings(), deadline=time.monotonic() - 1)
+    assert not list(tmp_path.glob("segment_*.mp4"))
+
+
+def test_a_near_deadline_kills_ffmpeg(tmp_path: Path, long_clip: Path):
+    info = probe(long_clip)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError, match="deadline"):
+        cut(long_clip, segments_of([0.0, 6.0, 12.0], ["a", "b"]), tmp_path, EncodeSettings(preset="slow"),
+            media=info, deadline=started + 0.4)
+    elapsed = time.monotonic() - started
+    assert 0.4 <= elapsed < 1.0, elapsed  # the whole encode takes seconds
+    assert ffmpeg_children() == []
+    assert not list(tmp_path.glob("segment_*.mp4"))
+
+
+def test_ffmpeg_failure_carries_its_error_output(tmp_path: Path):
+    silent = make_video(tmp_path / "silent.mp4", duration=1.0, audio=False)
+    wrong = dataclasses.replace(probe(silent), has_audio=True, audio_codec="aac")
+    with pytest.raises(FFmpegError, match="matches no streams"):
+        cut(silent, segments_of([0.0, 1.0]), tmp_path / "out", EncodeSettings(), media=wrong)
+    assert not list((tmp_path / "out").glob("segment_*.mp4"))
+
+
+@pytest.mark.parametrize("make", [make_not_a_video, make_audio_only])
+def test_a_file_that_is_not_a_video(tmp_path: Path, make):
+    upload = make(tmp_path / "upload.mp4")
+    with pytest.raises(NotAVideoError):
+        cut(upload, segments_of([0.0, 1.0]), tmp_path / "out", EncodeSettings())
+    assert not list(tmp_path.glob("out/segment_*"))
+
+
+def test_a_retry_removes_the_previous_attempts_extra_segments(tmp_path: Path, clip: Path):
+    (tmp_path / "segment_007.mp4").write_bytes(b"stale")
+    files = cut(clip, segments_of([0.0, 2.0, 4.0]), tmp_path, EncodeSettings())
+    assert sorted(tmp_path.glob("segment_*.mp4")) == [f.path for f in files]
+
+
+def _reference_frame(source: Path, text: str, frame: int) -> bytes:
+    """The same caption drawn from inline ``text=`` with expansion off: what literal looks like."""
+    info = probe(source)
+    placeholder = Path("/placeholder")
+    graph = command.video_filters(info, [Segment(0, 0.0, info.duration, text)], {text: placeholder},
+                                  binaries.font())
+    wrapped = textfile_content(text, *command.output_size(info))
+    graph = graph.replace(f"textfile={command.escape_filter_value(str(placeholder))}",
+                          f"text={command.escape_filter_value(wrapped)}")
+    result = subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(source), "-vf",
+                             f"{graph},select=eq(n\\,{frame})", "-frames:v", "1", "-f", "rawvideo",
+                             "-pix_fmt", "gray", "-"], capture_output=True, check=True)
+    return result.stdout
+
+
+@pytest.mark.parametrize("batch", range(0, len(HOSTILE_TEXTS), 4))
+def test_hostile_texts_are_drawn_literally(tmp_path: Path, clip: Path, batch: int):
+    texts = HOSTILE_TEXTS[batch:batch + 4]
+    segments = segments_of([float(i) for i in range(len(texts) + 1)], texts)
+    lossless = EncodeSettings(crf=0)  # frames come back exactly as drawn
+    files = cut(clip, segments, tmp_path / "hostile", lossless)
+    plain = cut(clip, segments_of([float(i) for i in range(len(texts) + 1)], ["plain"] * len(texts)),
+                tmp_path / "plain", lossless)
+    for file, other, text in zip(files, plain, texts):
+        _, _, drawn = gray_frame(file.path)
+        reference = _reference_frame(clip, text, round(file.start * 30))
+        assert drawn == reference, (text, [i for i, (a, b) in enumerate(zip(drawn, reference)) if a != b][:10])
+        assert drawn != gray_frame(other.path)[2], text
+
+
+@pytest.fixture
+def awkward_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The font at a path full of filter-graph syntax (font() caches, so reset it around)."""
+    folder = tmp_path / "fonts, [a]; b='c': d\\e %f"
+    folder.mkdir()
+    path = Path(shutil.copy(binaries.font(), folder / "Rob'o:to, [x].ttf"))
+    monkeypatch.setenv("VIDEO_FONT_FILE", str(path))
+    binaries.font.cache_clear()
+    yield path
+    binaries.font.cache_clear()
+
+
+def test_paths_with_filter_graph_syntax_are_escaped(tmp_path: Path, clip: Path, awkward_font: Path):
+    out_dir = tmp_path / "out 100%d, [x]; it's: a\\b"
+    segments = segments_of([0.0, 2.0, 4.0], ["left", "right"])
+    files = cut(clip, segments, out_dir, EncodeSettings())
+    assert_matches_plan(files, segments, out_dir)
+    assert binaries.font() == str(awkward_font)
+
+
+def test_wrapped_text_stays_inside_the_safe_margin(tmp_path: Path, clip: Path):
+    lossless = EncodeSettings(crf=0)
+    caption = "WIDE CAPITALS " * 30
+    with_text = cut(clip, segments_of([0.0, 4.0], [caption]), tmp_path / "text", lossless)[0]
+    without = cut(clip, segments_of([0.0, 4.0]), tmp_path / "none", lossless)[0]
+    width, height, drawn = gray_frame(with_text.path)
+    _, _, clean = gray_frame(without.path)
+    margin = round(min(width, height) * 0.05)
+    changed = [(i % width, i // width) for i, (a, b) in enumerate(zip(drawn, clean)) if a != b]
+    assert changed, "no text drawn"
+    assert max(x for x, _ in changed) < width - margin
+    assert max(y for _, y in changed) < height - margin
+    assert min(x for x, _ in changed) >= margin and min(y for _, y in changed) >= margin
+
+
+def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch):
+    for name in ("VIDEO_PRESET", "VIDEO_CRF", "VIDEO_STREAM_COPY"):
+        monkeypatch.delenv(name, raising=False)
+    assert EncodeSettings.from_env() == EncodeSettings("veryfast", 23, False)
+    monkeypatch.setenv("VIDEO_PRESET", "ultrafast")
+    monkeypatch.setenv("VIDEO_CRF", " 28 ")
+    monkeypatch.setenv("VIDEO_STREAM_COPY", "Yes")
+    assert EncodeSettings.from_env() == EncodeSettings("ultrafast", 28, True)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("VIDEO_PRESET", "turbo"), ("VIDEO_PRESET", "veryfast; rm -rf /"), ("VIDEO_CRF", "23.5"),
+    ("VIDEO_CRF", "52"), ("VIDEO_CRF", "-1"), ("VIDEO_STREAM_COPY", "maybe"),
+])
+def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str):
+    for other in ("VIDEO_PRESET", "VIDEO_CRF", "VIDEO_STREAM_COPY"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidJobError) as error:
+        EncodeSettings.from_env()
+    assert error.value.field == name
+
+
+def test_settings_are_validated_when_built_directly():
+    with pytest.raises(InvalidJobError, match="crf"):
+        EncodeSettings(crf=99)
+    with pytest.raises(InvalidJobError, match="preset"):
+        EncodeSettings(preset="fastest")
+
+
+def test_output_rate_fraction_for_ntsc(tmp_path: Path):
+    assert command.output_rate(dataclasses.replace(probe(make_video(tmp_path / "v.mp4", duration=1.0)),
+                                                   fps=Fraction(30000, 1001))) == Fraction(30000, 1001)
