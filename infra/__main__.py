@@ -25,4 +25,4 @@ alarms.declare(settings, processor.function, sinks.failure_queue)
 router_flags = flags.declare(settings)
 backend_access = iam.backend_access(settings, backend_resources, processor.function, router_flags)
 
-outputs.export(settings, ffmpeg, processor, sinks, router_flags, backend_access)
+outputs.export(settings, ffmpeg, processor, sinks, processor_access, router_flags, backend_access)

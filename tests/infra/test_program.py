@@ -363,6 +363,7 @@ def test_outputs():
         "layerArn": f"arn:aws:lambda:eu-central-1:{ACCOUNT}:layer:clips-ffmpeg:1",
         "routerFlagsParameter": "/clips/prod/router-flags",
         "failureQueueUrl": f"https://sqs.eu-central-1.amazonaws.com/{ACCOUNT}/clips-video-processor-failures",
+        "processorPolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/clips-video-processor",
         "backendPolicyArn": f"arn:aws:iam::{ACCOUNT}:policy/clips-video-processor-backend",
         "backendEnvironment": {
             "VIDEO_PROCESSOR_FUNCTION_NAME": "clips-video-processor",
