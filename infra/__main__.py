@@ -23,6 +23,6 @@ alarms.declare(settings, processor.function, sinks.failure_queue)
 
 # The backend's side: the router's live flags and the backend's permissions.
 router_flags = flags.declare(settings)
-backend_access = iam.backend_access(settings, backend_resources, processor.function, router_flags)
+backend_policy = iam.backend_access(settings, backend_resources, processor.function, router_flags)
 
-outputs.export(settings, ffmpeg, processor, sinks, processor_access, router_flags, backend_access)
+outputs.export(settings, ffmpeg, processor, sinks, processor_access, router_flags, backend_policy)

@@ -7,9 +7,10 @@ an adopted resource is therefore in ``ignore_changes`` (the program manages none
 difference is imported, never applied), and ``protect`` plus ``retain_on_delete`` make sure no
 `pulumi destroy` or removed line can delete a video or a job row.
 
-Referencing (``adoptExisting: false``) reads them with ``Resource.get``, which never modifies
-or deletes anything. Both paths return the same resource types, so the rest of the program
-uses ``bucket.arn`` or ``table.arn`` without knowing which one ran.
+Referencing (``adoptExisting: false``) reads the bucket, the table and the role with
+``Resource.get``, which never modifies or deletes anything (the inline policy, which nothing
+here uses, is left alone). Both paths return the same resource types, so the rest of the
+program uses ``bucket.arn`` or ``role.arn`` without knowing which one ran.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ class Existing:
     bucket: aws.s3.Bucket
     table: aws.dynamodb.Table
     role: aws.iam.Role
-    inline_policy: aws.iam.RolePolicy
 
 
 def every_input(args_type: type) -> list[str]:
@@ -83,6 +83,14 @@ def _adopt(existing: ExistingResources) -> Existing:
     # The inline policy's document is the backend's to define, and this program cannot know it:
     # it is read from AWS and declared as read, so even the declaration invents nothing.
     live_policy = aws.iam.RolePolicy.get("lambda-role-policy-live", policy_id)
+    # Nothing refers to it; it is imported so that Terraform can hand it over with the rest.
+    aws.iam.RolePolicy(
+        "lambda-role-policy",
+        name=existing.policy_name,
+        role=existing.role_name,
+        policy=live_policy.policy,
+        opts=_adopted(policy_id, aws.iam.RolePolicyArgs),
+    )
     return Existing(
         bucket=aws.s3.Bucket(
             "video-bucket",
@@ -104,13 +112,6 @@ def _adopt(existing: ExistingResources) -> Existing:
             assume_role_policy=json.dumps(LAMBDA_TRUST_POLICY),
             opts=_adopted(existing.role_name, aws.iam.RoleArgs),
         ),
-        inline_policy=aws.iam.RolePolicy(
-            "lambda-role-policy",
-            name=existing.policy_name,
-            role=existing.role_name,
-            policy=live_policy.policy,
-            opts=_adopted(policy_id, aws.iam.RolePolicyArgs),
-        ),
     )
 
 
@@ -119,7 +120,6 @@ def _reference(existing: ExistingResources) -> Existing:
         bucket=aws.s3.Bucket.get("video-bucket", existing.bucket_name),
         table=aws.dynamodb.Table.get("job-table", existing.table_name),
         role=aws.iam.Role.get("lambda-role", existing.role_name),
-        inline_policy=aws.iam.RolePolicy.get("lambda-role-policy", f"{existing.role_name}:{existing.policy_name}"),
     )
 
 

@@ -17,7 +17,6 @@ from infra.artifacts import Artifact
 from infra.config import Settings
 from infra.existing import Existing
 from infra.iam import ProcessorAccess
-from infra.layer import Layer
 
 RUNTIME = "python3.12"
 HANDLER = "processor.handler.lambda_handler"
@@ -46,7 +45,6 @@ class Sinks:
 class Processor:
     function: aws.lambda_.Function
     environment: dict[str, str]
-    invoke_config: aws.lambda_.FunctionEventInvokeConfig
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -81,7 +79,7 @@ def sinks(settings: Settings) -> Sinks:
     return Sinks(log_group=log_group, failure_queue=failure_queue)
 
 
-def declare(settings: Settings, existing: Existing, layer: Layer, code: Artifact, sinks: Sinks,
+def declare(settings: Settings, existing: Existing, layer: aws.lambda_.LayerVersion, code: Artifact, sinks: Sinks,
             access: ProcessorAccess) -> Processor:
     variables = environment(settings)
     function = aws.lambda_.Function(
@@ -92,7 +90,7 @@ def declare(settings: Settings, existing: Existing, layer: Layer, code: Artifact
         role=existing.role.arn,
         code=pulumi.FileArchive(str(code.path)),
         source_code_hash=code.source_code_hash,
-        layers=[layer.version.arn],
+        layers=[layer.arn],
         architectures=[settings.function.architecture],
         memory_size=settings.function.memory_mb,
         timeout=settings.function.timeout_seconds,
@@ -102,7 +100,7 @@ def declare(settings: Settings, existing: Existing, layer: Layer, code: Artifact
         # The first invocation must find its log group (with retention) and its permissions in place.
         opts=pulumi.ResourceOptions(depends_on=[sinks.log_group, access.attachment]),
     )
-    invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+    aws.lambda_.FunctionEventInvokeConfig(
         "video-processor-async",
         function_name=function.name,
         maximum_retry_attempts=settings.function.max_retry_attempts,
@@ -115,4 +113,4 @@ def declare(settings: Settings, existing: Existing, layer: Layer, code: Artifact
         # written: without the processor's policy attached first, the first `pulumi up` fails.
         opts=pulumi.ResourceOptions(depends_on=[access.attachment]),
     )
-    return Processor(function=function, environment=variables, invoke_config=invoke_config)
+    return Processor(function=function, environment=variables)

@@ -33,12 +33,6 @@ class ProcessorAccess:
     attachment: aws.iam.RolePolicyAttachment
 
 
-@dataclass(frozen=True)
-class BackendAccess:
-    policy: aws.iam.Policy
-    attachment: aws.iam.UserPolicyAttachment | None
-
-
 def statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
 
@@ -87,7 +81,7 @@ def processor_access(settings: Settings, existing: Existing, log_group: aws.clou
 
 
 def backend_access(settings: Settings, existing: Existing, function: aws.lambda_.Function,
-                   flags: aws.ssm.Parameter) -> BackendAccess:
+                   flags: aws.ssm.Parameter) -> aws.iam.Policy:
     policy = aws.iam.Policy(
         "backend-policy",
         name=f"{settings.function_name}-backend",
@@ -95,11 +89,10 @@ def backend_access(settings: Settings, existing: Existing, function: aws.lambda_
         policy=pulumi.Output.all(function.arn, flags.arn, existing.table.arn).apply(
             lambda arns: document(backend_statements(*arns))),
     )
-    attachment = None
     if settings.railway_user_name is not None:
-        attachment = aws.iam.UserPolicyAttachment(
+        aws.iam.UserPolicyAttachment(
             "backend-policy-attachment",
             user=settings.railway_user_name,
             policy_arn=policy.arn,
         )
-    return BackendAccess(policy=policy, attachment=attachment)
+    return policy

@@ -9,7 +9,6 @@ overwrite that a published version would not notice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -21,13 +20,6 @@ from layers.ffmpeg import build as ffmpeg_build
 
 RUNTIMES = ["python3.12"]
 LOCK = Path(__file__).resolve().parent / "dist" / ".layer.lock"
-
-
-@dataclass(frozen=True)
-class Layer:
-    version: aws.lambda_.LayerVersion
-    artifact: Artifact
-    bucket: aws.s3.Bucket
 
 
 def layer_zip() -> Artifact:
@@ -60,7 +52,7 @@ def _artifacts_bucket(settings: Settings) -> aws.s3.Bucket:
     return bucket
 
 
-def declare(settings: Settings) -> Layer:
+def declare(settings: Settings) -> aws.lambda_.LayerVersion:
     artifact = layer_zip()
     bucket = _artifacts_bucket(settings)
     upload = aws.s3.BucketObjectv2(
@@ -69,7 +61,7 @@ def declare(settings: Settings) -> Layer:
         key=f"layers/ffmpeg/{artifact.sha256}.zip",
         source=pulumi.FileAsset(str(artifact.path)),
     )
-    version = aws.lambda_.LayerVersion(
+    return aws.lambda_.LayerVersion(
         "ffmpeg-layer",
         layer_name=f"{settings.project_name}-ffmpeg",
         description="Static ffmpeg 6.0 and ffprobe (with drawtext) and a font, under /opt/bin and /opt/fonts",
@@ -80,4 +72,3 @@ def declare(settings: Settings) -> Layer:
         compatible_runtimes=RUNTIMES,
         compatible_architectures=[settings.function.architecture],
     )
-    return Layer(version=version, artifact=artifact, bucket=bucket)

@@ -12,21 +12,20 @@ import pulumi_aws as aws
 
 from infra.config import Settings
 from infra.function import Processor, Sinks
-from infra.iam import BackendAccess, ProcessorAccess
-from infra.layer import Layer
+from infra.iam import ProcessorAccess
 
 
-def export(settings: Settings, layer: Layer, processor: Processor, sinks: Sinks, processor_access: ProcessorAccess,
-           flags: aws.ssm.Parameter, backend: BackendAccess) -> None:
+def export(settings: Settings, layer: aws.lambda_.LayerVersion, processor: Processor, sinks: Sinks,
+           processor_access: ProcessorAccess, flags: aws.ssm.Parameter, backend_policy: aws.iam.Policy) -> None:
     pulumi.export("functionName", processor.function.name)
     pulumi.export("functionArn", processor.function.arn)
     pulumi.export("functionEnvironment", processor.environment)
-    pulumi.export("layerArn", layer.version.arn)
+    pulumi.export("layerArn", layer.arn)
     pulumi.export("routerFlagsParameter", flags.name)
     pulumi.export("failureQueueUrl", sinks.failure_queue.url)
     # The one policy to detach to take the processor's permissions away at once (docs/deploying.md).
     pulumi.export("processorPolicyArn", processor_access.policy.arn)
-    pulumi.export("backendPolicyArn", backend.policy.arn)
+    pulumi.export("backendPolicyArn", backend_policy.arn)
     pulumi.export("backendEnvironment", {
         "VIDEO_PROCESSOR_FUNCTION_NAME": processor.function.name,
         "ROUTER_FLAGS_PARAMETER": flags.name,

@@ -151,8 +151,6 @@ def test_without_adoption_the_existing_resources_are_only_read():
         "video-bucket": ("aws:s3/bucket:Bucket", "easy-video-share-videos"),
         "job-table": ("aws:dynamodb/table:Table", "easy-video-share-video-metadata"),
         "lambda-role": ("aws:iam/role:Role", "easy-video-share-lambda-execution-role"),
-        "lambda-role-policy": ("aws:iam/rolePolicy:RolePolicy",
-                               "easy-video-share-lambda-execution-role:easy-video-share-lambda-policy"),
     }
     assert not [r.name for r in declaration.resources if r.options.get("importId") or r.options.get("protect")]
     # Everything else is still declared, against the read resources.
