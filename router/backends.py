@@ -22,7 +22,8 @@ from router.errors import SendError
 
 # Short timeouts and at most one retry: a slow Lambda endpoint must turn into a fallback to
 # Celery within seconds, not hold the upload request for a minute (botocore's defaults).
-LAMBDA_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+# botocore's ``max_attempts`` counts retries (2 would mean 3 calls); ``total_max_attempts`` counts calls.
+LAMBDA_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2})
 # Lambda's async payload limit (DESIGN section 4): 1 MB since October 2025.
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024
 

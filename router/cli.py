@@ -137,7 +137,6 @@ def _explain(args: argparse.Namespace) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> None:
-    flags, _ = _load(_sources(args, args.set or ()))
     if args.jobs:
         try:
             jobs = csv_jobs(args.jobs)
@@ -145,11 +144,12 @@ def _simulate(args: argparse.Namespace) -> None:
             raise UsageError(f"cannot read {args.jobs}: {error.strerror}") from None
         except ValueError as error:
             raise UsageError(str(error)) from None
-        print(f"{len(jobs)} jobs from {args.jobs}, flags version {flags.version}")
+        described = f"{len(jobs)} jobs from {args.jobs}"
     else:
         jobs = synthetic_jobs(args.count, args.file_size, args.seed)
-        print(f"{args.count} synthetic jobs (one per user, {format_size(args.file_size)} each), "
-              f"flags version {flags.version}")
+        described = f"{args.count} synthetic jobs (one per user, {format_size(args.file_size)} each)"
+    flags, _ = _load(_sources(args, args.set or ()))
+    print(f"{described}, flags version {flags.version}")
     print("\n".join(tally(jobs, flags).lines()))
 
 
@@ -197,7 +197,10 @@ def _parser() -> _Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse's own errors (already printed) and --help
+        return int(exit_.code or 0)
     try:
         args.run(args)
     except (UsageError, FlagError) as error:

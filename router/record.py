@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from router.decide import Decision
 from router.errors import RecordError, RowMissingError
 
-TABLE_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+TABLE_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 
 
 def utc_now() -> str:

@@ -20,7 +20,7 @@ from router.errors import FlagSourceError, VersionConflictError
 from router.sources.base import FlagSource
 
 # Reads happen off the request path, but the first load waits on them: keep them short.
-SSM_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+SSM_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
 # The value limit of a standard-tier parameter.
 MAX_PARAMETER_BYTES = 4096
 

@@ -1,0 +1,41 @@
+"""The backend's request models, as its FastAPI app declares them (pydantic 2, nested, Enums)."""
+
+from __future__ import annotations
+
+import enum
+
+import pydantic
+
+
+class TextStrategy(str, enum.Enum):
+    ONE_FOR_ALL = "one_for_all"
+    BASE_VARY = "base_vary"
+    UNIQUE_FOR_ALL = "unique_for_all"
+
+
+class FixedCuttingParams(pydantic.BaseModel):
+    type: str = "fixed"
+    duration_seconds: int
+
+
+class RandomCuttingParams(pydantic.BaseModel):
+    type: str = "random"
+    min_duration: int
+    max_duration: int
+
+
+class TextInput(pydantic.BaseModel):
+    strategy: TextStrategy
+    base_text: str | None = None
+    context: str | None = None
+    unique_texts: list[str] | None = None
+
+
+class CompleteUploadRequest(pydantic.BaseModel):
+    job_id: str
+    s3_key: str
+    user_id: str | None = None
+    file_size: int | None = None
+    cutting_options: FixedCuttingParams | RandomCuttingParams | None = None
+    text_strategy: TextStrategy | None = None
+    text_input: TextInput | None = None
