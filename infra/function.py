@@ -48,10 +48,15 @@ class Processor:
 
 
 def environment(settings: Settings) -> dict[str, str]:
-    """The function's environment: exactly what ``processor.config`` reads, and nothing Lambda reserves."""
+    """The function's environment: exactly what ``processor.config`` reads, and nothing Lambda reserves.
+
+    ``MAX_ATTEMPTS`` tells the processor which delivery is Lambda's last (the first try plus
+    the configured retries), so that attempt fails the job instead of leaving it PROCESSING.
+    """
     variables = {
         "S3_BUCKET_NAME": settings.existing.bucket_name,
         "DYNAMODB_TABLE_NAME": settings.existing.table_name,
+        "MAX_ATTEMPTS": str(settings.function.max_retry_attempts + 1),
     }
     reserved = sorted(RESERVED_ENVIRONMENT_KEYS & variables.keys())
     if reserved:

@@ -45,7 +45,10 @@ def processor_statements(bucket_arn: str, upload_prefix: str, table_arn: str, qu
                          log_group_arn: str) -> list[dict[str, Any]]:
     return [
         statement("ReadUploads", ["s3:GetObject"], [f"{bucket_arn}/{upload_prefix}*"]),
-        statement("WriteSegments", ["s3:PutObject", "s3:DeleteObject"], [f"{bucket_arn}/{OUTPUT_PREFIX}*"]),
+        # AbortMultipartUpload lets boto3 clean up a failed multipart upload of a large segment
+        # instead of leaving billed, invisible parts behind.
+        statement("WriteSegments", ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                  [f"{bucket_arn}/{OUTPUT_PREFIX}*"]),
         statement("UpdateJobRows", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
         statement("SendFailedEvents", ["sqs:SendMessage"], [queue_arn]),
         # The group ARN for CreateLogStream, its streams for PutLogEvents.

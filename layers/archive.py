@@ -8,6 +8,7 @@ timestamps, file-system order or umask-dependent modes shows a spurious change o
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -25,7 +26,10 @@ def _mode(path: Path) -> int:
 def write_reproducible_zip(entries: Mapping[str, Path], destination: Path) -> Path:
     """Write ``entries`` (archive name -> file on disk) to ``destination``, deterministically."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
+    # A private partial file, renamed into place: concurrent builders never write one file.
+    handle, name = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".partial")
+    os.close(handle)
+    partial = Path(name)
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as archive:
         for name in sorted(entries):
             source = entries[name]

@@ -35,8 +35,10 @@ class VideoStorage:
             try:
                 size = self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    raise InputNotFoundError(f"input s3://{self.bucket}/{key} does not exist") from error
+                # Without s3:ListBucket, S3 answers a missing key with 403, not 404.
+                if error.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
+                    raise InputNotFoundError(f"input s3://{self.bucket}/{key} does not exist "
+                                             "or the processor may not read it") from error
                 raise
         needed = int(size * SPACE_FACTOR) + SPACE_MARGIN_BYTES
         free = shutil.disk_usage(directory).free

@@ -166,11 +166,12 @@ def test_without_adoption_the_existing_resources_are_only_read():
                  "ephemeralStorage": {"size": 10240}, "reserved": None, "region": "us-east-1",
                  "role": "easy-video-share-lambda-execution-role", "layer": "easy-video-share-ffmpeg",
                  "environment": {"S3_BUCKET_NAME": "easy-video-share-videos",
-                                 "DYNAMODB_TABLE_NAME": "easy-video-share-video-metadata"}}),
+                                 "DYNAMODB_TABLE_NAME": "easy-video-share-video-metadata", "MAX_ATTEMPTS": "3"}}),
     ("custom", {"name": "clips-video-processor", "memorySize": 4096, "timeout": 600,
                 "ephemeralStorage": {"size": 4096}, "reserved": 7, "region": "eu-central-1",
                 "role": "clips-role", "layer": "clips-ffmpeg",
-                "environment": {"S3_BUCKET_NAME": "clips-videos", "DYNAMODB_TABLE_NAME": "clips-jobs"}}),
+                "environment": {"S3_BUCKET_NAME": "clips-videos", "DYNAMODB_TABLE_NAME": "clips-jobs",
+                                "MAX_ATTEMPTS": "2"}}),
 ])
 def test_function_is_declared_from_the_configuration(config_name: str, expected: dict[str, Any]):
     declaration = declared(config_name)
@@ -197,7 +198,7 @@ def test_function_is_declared_from_the_configuration(config_name: str, expected:
 @pytest.mark.parametrize("config_name", sorted(CONFIGS))
 def test_function_environment_is_exactly_what_the_processor_reads_and_nothing_reserved(config_name: str):
     environment = declared(config_name).function_environment
-    assert set(environment) == {"S3_BUCKET_NAME", "DYNAMODB_TABLE_NAME"}
+    assert set(environment) == {"S3_BUCKET_NAME", "DYNAMODB_TABLE_NAME", "MAX_ATTEMPTS"}
     assert not RESERVED_KEYS & set(environment)
     assert declared(config_name).outputs["functionEnvironment"] == environment
 
@@ -270,7 +271,7 @@ def test_processor_policy_is_least_privilege(config_name, bucket, prefix, region
     log_group = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:/aws/lambda/{name}"
     assert statements(declaration, "video-processor-policy") == {
         (("s3:GetObject",), (f"arn:aws:s3:::{bucket}/{prefix}*",)),
-        (("s3:DeleteObject", "s3:PutObject"), (f"arn:aws:s3:::{bucket}/processed/*",)),
+        (("s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"), (f"arn:aws:s3:::{bucket}/processed/*",)),
         (("dynamodb:GetItem", "dynamodb:UpdateItem"), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
         (("sqs:SendMessage",), (f"arn:aws:sqs:{region}:{ACCOUNT}:{name}-failures",)),
         (("logs:CreateLogStream", "logs:PutLogEvents"), (log_group, f"{log_group}:*")),
@@ -357,7 +358,8 @@ def test_outputs():
     assert declared("custom").outputs == {
         "functionName": "clips-video-processor",
         "functionArn": f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:clips-video-processor",
-        "functionEnvironment": {"S3_BUCKET_NAME": "clips-videos", "DYNAMODB_TABLE_NAME": "clips-jobs"},
+        "functionEnvironment": {"S3_BUCKET_NAME": "clips-videos", "DYNAMODB_TABLE_NAME": "clips-jobs",
+                                "MAX_ATTEMPTS": "2"},
         "layerArn": f"arn:aws:lambda:eu-central-1:{ACCOUNT}:layer:clips-ffmpeg:1",
         "routerFlagsParameter": "/clips/prod/router-flags",
         "failureQueueUrl": f"https://sqs.eu-central-1.amazonaws.com/{ACCOUNT}/clips-video-processor-failures",
