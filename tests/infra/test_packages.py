@@ -17,7 +17,7 @@ import pytest
 from infra import function_package
 from infra.layer import layer_zip
 from layers.ffmpeg import build as ffmpeg_build
-from tests.infra.harness import REPO
+from infra.mocked import REPO
 
 # What a wheel may be tagged with to run on Lambda's python3.12 x86-64: pure, or manylinux x86-64 for CPython 3.12.
 LAMBDA_TAG = re.compile(r"(py3|py2\.py3|cp312)-none-any|(cp312-cp312|cp3\d+-abi3)-manylinux\w*_x86_64")

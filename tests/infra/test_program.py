@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from layers.ffmpeg.build import LAYER_ZIP
-from tests.infra.harness import (
+from infra.mocked import (
     LIVE_INLINE_POLICY,
     MINIMAL_CONFIG,
     REPO,

@@ -2,14 +2,14 @@
 
 Other tests use it too, for example to get the environment the program gives the function:
 
-    from tests.infra.harness import MINIMAL_CONFIG, run_program
+    from infra.mocked import MINIMAL_CONFIG, run_program
 
     declared = run_program(MINIMAL_CONFIG)
     declared.function_environment            # {"S3_BUCKET_NAME": ..., "DYNAMODB_TABLE_NAME": ...}
     declared.named("video-processor").inputs["memorySize"]
     declared.outputs["backendEnvironment"]
 
-Each run is a fresh Python process (``python -m tests.infra.harness``). ``set_mocks`` must come
+Each run is a fresh Python process (``python -m infra.mocked``). ``set_mocks`` must come
 before the program's modules are imported: a resource built before it has unknown outputs, and
 assertions on it silently never run. The program also declares its resources when imported,
 once per process. A fresh process gives every configuration a fresh runtime and freshly
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "infra"
 NAMESPACE = "lambda-video-processor"
 ACCOUNT = "123456789012"
@@ -113,7 +113,7 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", program: Path = P
     with tempfile.TemporaryDirectory(prefix="pulumi-mocks-") as scratch:
         request_file, result_file = Path(scratch) / "request.json", Path(scratch) / "result.json"
         request_file.write_text(json.dumps(request))
-        completed = subprocess.run([sys.executable, "-m", "tests.infra.harness", str(request_file), str(result_file)],
+        completed = subprocess.run([sys.executable, "-m", "infra.mocked", str(request_file), str(result_file)],
                                    cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
         if completed.returncode != 0 or not result_file.exists():
             raise HarnessError(f"the mocked run failed (exit {completed.returncode}):\n{completed.stderr[-4000:]}")
