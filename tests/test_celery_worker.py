@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 
@@ -13,6 +11,8 @@ from celery import Celery
 
 from processor.contract import CELERY_TASK_NAME, make_job
 from sandbox import backend
+from sandbox.servers import ServerUnavailable
+from sandbox.workers import celery_worker
 from tests.jobworld import LambdaContext, queue_job
 from tests.media import make_video
 
@@ -23,22 +23,12 @@ def worker(moto, redis_url, tmp_path_factory):
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": redis_url,
            "S3_BUCKET_NAME": backend.DEFAULT_BUCKET, "DYNAMODB_TABLE_NAME": backend.DEFAULT_TABLE}
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "processor.celery_app", "worker", "--pool=solo", "-Q", queue,
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
-            env=env, stdout=output, stderr=subprocess.STDOUT)
     client = Celery("test-client", broker=redis_url)
-    deadline = time.monotonic() + 30
-    while "ready" not in log.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"celery worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield lambda args, task_id: client.send_task(CELERY_TASK_NAME, args=args, task_id=task_id, queue=queue)
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        with celery_worker(env, tmp_path_factory.mktemp("worker") / "worker.log", queue=queue):
+            yield lambda args, task_id: client.send_task(CELERY_TASK_NAME, args=args, task_id=task_id, queue=queue)
+    except ServerUnavailable as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
