@@ -1,13 +1,14 @@
 """Flags for the request path: layered sources, cached, refreshed off the request path.
 
 Stale-while-revalidate: a request always gets the cached flags at once; when they are older
-than the cache time it also starts a background refresh (one at a time), whose result the
-following requests see. Only the very first request waits, and at most ``first_load_timeout``:
-if the live source has not answered by then, the flags from the sources that did (the
-environment) and the defaults apply until it does. A source that fails or holds a bad value
-keeps its last good values and the failure is logged; with none ever loaded, its flags keep
-their safe defaults (everything on Celery). Refreshing on demand rather than from a polling
-thread also survives a fork (pre-forking servers): the child simply starts its own refresh.
+than the cache time it also wakes the refresher thread, whose result the following requests
+see. Only the very first request waits, and at most ``first_load_timeout``: if the live source
+has not answered by then, the flags from the sources that did (the environment) and the
+defaults apply until it does. A source that fails or holds a bad value keeps its last good
+values and the failure is logged; with none ever loaded, its flags keep their safe defaults
+(everything on Celery). The refresher is one long-lived thread woken by an Event, so a stale
+read costs an Event.set, not a thread start (which can take milliseconds); a forked child,
+where the thread does not exist, starts its own on its first stale read.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class LiveFlags:
         self._last_good: dict[int, Snapshot] = {}
         self._state: _State | None = None
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._refresher: threading.Thread | None = None
         self._first_refresh_done = threading.Event()
 
@@ -52,11 +54,11 @@ class LiveFlags:
         if state is None:
             return self._first_load().flags
         if time.monotonic() - state.loaded_at >= self._ttl:
-            self._start_refresh()
+            self._request_refresh()
         return state.flags
 
     def _first_load(self) -> _State:
-        self._start_refresh()
+        self._request_refresh()
         self._first_refresh_done.wait(self._first_load_timeout)
         with self._lock:
             if self._state is None:
@@ -64,15 +66,28 @@ class LiveFlags:
                 self._state = self._build_state()
             return self._state
 
-    def _start_refresh(self) -> None:
+    def _request_refresh(self) -> None:
+        self._wake.set()
+        refresher = self._refresher
+        if refresher is None or not refresher.is_alive():
+            self._start_refresher()
+
+    def _start_refresher(self) -> None:
         if not self._lock.acquire(blocking=False):
-            return
+            return  # another request is starting it
         try:
             if self._refresher is None or not self._refresher.is_alive():
-                self._refresher = threading.Thread(target=self._refresh, name="router-flags-refresh", daemon=True)
+                self._refresher = threading.Thread(target=self._run, name="router-flags-refresh", daemon=True)
                 self._refresher.start()
         finally:
             self._lock.release()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._refresh()
+            # Cleared after the refresh: requests that saw the old flags meanwhile asked for this one.
+            self._wake.clear()
 
     def _refresh(self) -> None:
         try:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.decide import Decision, decide
+from router.decide import REASONS, Decision, decide
 from router.flags import MB, PHASES, RouterFlags, UNKNOWN_SIZE_POLICIES
 from router.rollout import in_rollout
 from tests.router.backend_models import CompleteUploadRequest
@@ -91,6 +91,7 @@ def test_the_first_matching_rule_decides(request_, flags):
         key = request_[flags.sticky_key] or request_["job_id"]
         expected = ("lambda", "rollout_in") if in_rollout(flags.salt, key, flags.lambda_percent) else ("celery", "rollout_out")
     assert (decision.backend, decision.reason) == expected
+    assert decision.reason in REASONS  # the stable codes dashboards and the job row use
     assert not decision.fell_back and decision.error is None
 
 
