@@ -144,10 +144,11 @@ class LocalLambda:
         self._enqueue(invocation)
         return invocation.request_id
 
-    def redeliver(self, request_id: str) -> None:
+    def redeliver(self, request_id: str) -> Invocation:
         """Deliver an event again, as Lambda's at-least-once async delivery sometimes does."""
-        original = self.invocations[request_id]
-        self._enqueue(Invocation(original.request_id, original.event))
+        duplicate = Invocation(request_id, self.invocations[request_id].event)
+        self._enqueue(duplicate)
+        return duplicate
 
     def invoke_sync(self, event: Any) -> Invocation:
         invocation = Invocation(str(uuid.uuid4()), event)

@@ -13,7 +13,7 @@ from processor.contract import CELERY_TASK_NAME, make_job
 from sandbox import backend
 from sandbox.servers import ServerUnavailable
 from sandbox.workers import celery_worker
-from tests.jobworld import LambdaContext, queue_job
+from tests.jobworld import queue_job
 from tests.media import make_video
 
 
@@ -66,27 +66,3 @@ def test_a_redelivered_task_runs_once(backend_world, worker, video, job_id):
     time.sleep(1.0)  # let the second delivery run too
     assert queued.row()["processing_attempts"] == 1
     assert queued.object_versions() == 1
-
-
-def test_lambda_and_celery_give_the_same_segments_and_rows(backend_world, worker, video, job_id):
-    """The same job (same id, so the same random plan) through each backend in turn."""
-    from processor.handler import lambda_handler
-
-    options = {"type": "random", "min_duration": 1, "max_duration": 3}
-    queued = queue_job(backend_world, video, job_id)
-    lambda_handler(queued.event(cutting_options=options, text_strategy="unique_for_all",
-                                text_input={"unique_texts": ["a", "b"]}), LambdaContext())
-    lambda_row = wait_for(queued, "COMPLETED")
-    # The backend writes a fresh QUEUED row for the job; the segments are replaced.
-    queue_job(backend_world, video, job_id)
-    job = make_job(job_id=job_id, s3_key=queued.s3_key, cutting_options=options, text_strategy="unique_for_all",
-                   text_input={"unique_texts": ["a", "b"]})
-    worker(job.celery_args(), job_id)
-    celery_row = wait_for(queued, "COMPLETED")
-    assert set(celery_row) == set(lambda_row)
-    assert (lambda_row["processed_by"], celery_row["processed_by"]) == ("lambda", "celery")
-    assert celery_row["output_s3_urls"] == lambda_row["output_s3_urls"]
-    frame = 1 / 30
-    assert len(celery_row["segment_durations"]) == len(lambda_row["segment_durations"]) > 1
-    for a, b in zip(celery_row["segment_durations"], lambda_row["segment_durations"]):
-        assert abs(float(a) - float(b)) <= frame
