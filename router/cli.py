@@ -103,18 +103,21 @@ def _flags_show(args: argparse.Namespace) -> None:
 
 
 def _write(args: argparse.Namespace, updates: dict[str, Any]) -> None:
+    """Store ``updates`` over the stored flags; an empty value removes a flag (back to its default)."""
     if not args.parameter:
         raise UsageError(f"no flags parameter: set {FLAGS_PARAMETER} or pass --parameter")
-    changes = plain_values(validate_values(updates))
+    removed = {name for name, value in updates.items() if value == ""}
+    changes = plain_values(validate_values({name: value for name, value in updates.items() if name not in removed}))
     source = SSMParameterSource(args.parameter)
     document, version = source.read_document() or ({}, None)
-    merged = plain_values(validate_values({**document, **changes}))
+    kept = {name: value for name, value in document.items() if name not in removed}
+    merged = plain_values(validate_values({**kept, **changes}))
     # The operator's --expect-version is the version their decision was based on.
     new_version = source.write(merged, version if args.expect_version is None else args.expect_version)
     print(f"{source.label} version {new_version}")
-    for name, value in changes.items():
-        before = document.get(name, "(default)")
-        print(f"  {name}: {json.dumps(before) if before != '(default)' else before} -> {json.dumps(value)}")
+    for name in sorted(set(changes) | removed):
+        before = json.dumps(document[name]) if name in document else "(default)"
+        print(f"  {name}: {before} -> {json.dumps(changes[name]) if name in changes else '(default)'}")
 
 
 def _flags_set(args: argparse.Namespace) -> None:
@@ -164,7 +167,7 @@ def _parser() -> _Parser:
     show = flag_commands.add_parser("show", help="the effective flags and where each value came from")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=_flags_show)
-    set_ = flag_commands.add_parser("set", help="validate and store flags (all or nothing)")
+    set_ = flag_commands.add_parser("set", help="validate and store flags (all or nothing); KEY= removes one")
     set_.add_argument("pairs", nargs="+", type=_pair, metavar="KEY=VALUE")
 
     phase = commands.add_parser("phase", help="move to a phase")

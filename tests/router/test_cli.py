@@ -59,10 +59,15 @@ def test_set_creates_the_parameter_and_show_says_where_each_value_came_from(flag
     assert "lambda_users              u1,u2" in table and f"ssm:{flags_parameter}" in table
 
 
-def test_set_keeps_the_other_stored_flags(flags_parameter):
+def test_set_keeps_the_other_stored_flags_and_an_empty_value_removes_one(flags_parameter, capsys):
     assert main(["flags", "set", "phase=canary", "lambda_percent=5"]) == 0
     assert main(["flags", "set", "lambda_percent=20"]) == 0
     assert stored(flags_parameter) == ({"phase": "canary", "lambda_percent": 20.0}, 2)
+    put_flags(flags_parameter, {"phase": "canary", "lambda_percent": 20, "typo_flag": 1})  # edited by hand
+    capsys.readouterr()
+    assert main(["flags", "set", "lambda_percent=", "typo_flag="]) == 0
+    assert stored(flags_parameter) == ({"phase": "canary"}, 4)
+    assert "lambda_percent: 20 -> (default)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -195,3 +200,13 @@ def test_a_toggle_from_the_command_line_moves_jobs_within_the_cache_time(
     decision = router.dispatch(upload(second))
     assert (decision.backend, decision.flags_version) == ("lambda", "ssm:2")
     assert [invoke.json()["job_id"] for invoke in invocations(lambda_proxy)] == [second]
+
+
+def test_show_reports_a_misspelt_or_bad_environment_override(flags_parameter, monkeypatch, capsys):
+    put_flags(flags_parameter, {"phase": "canary"})
+    monkeypatch.setenv("ROUTER_KILSWITCH", "true")
+    assert main(["flags", "show"]) == 0
+    assert "ROUTER_KILSWITCH is not a flag variable" in one_line_error(capsys.readouterr().err)
+    monkeypatch.setenv("ROUTER_PHASE", "lamda")
+    assert main(["flags", "show"]) == 2
+    assert "env holds a bad value: phase: must be one of" in capsys.readouterr().err
