@@ -192,8 +192,9 @@ def test_a_toggle_from_the_command_line_moves_jobs_within_the_cache_time(
     assert toggle.returncode == 0, toggle.stderr
     toggled_at = time.monotonic()
     assert wait_for(lambda: decide(upload(job_id), live.current()).backend == "lambda", timeout=ttl + 5)
-    # A refresh starts at most one cache time after the last one, and SSM answers in milliseconds.
-    assert time.monotonic() - toggled_at <= ttl + 1.0
+    # A refresh starts at most one cache time after the last one; SSM (moto) answers in well under
+    # the margin, even on a loaded machine.
+    assert time.monotonic() - toggled_at <= ttl + 2.0
 
     second = "toggle-" + job_id
     backend.put_job_row(second, S3_KEY)
