@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 import boto3
+import pytest
 
 from sandbox import backend
 
@@ -39,6 +40,16 @@ class QueuedJob:
 
     def row(self) -> dict | None:
         return backend.get_job_row(self.job_id, self.table)
+
+    def wait_for(self, status: str, timeout: float = 90.0) -> dict:
+        """The row once it reaches ``status`` with no attempt holding it (fails the test otherwise)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self.row()
+            if row and row["status"] == status and "lease_expires_at" not in row:
+                return row
+            time.sleep(0.2)
+        pytest.fail(f"job {self.job_id} did not reach {status}: {self.row()}")
 
     def segment_keys(self) -> list[str]:
         listing = boto3.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=f"processed/{self.job_id}/")

@@ -36,22 +36,13 @@ def video(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("media") / "clip.mp4", duration=5.0)
 
 
-def wait_for(queued, status: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = queued.row()
-        if row and row["status"] == status and "lease_expires_at" not in row:
-            return row
-        time.sleep(0.2)
-    pytest.fail(f"job {queued.job_id} did not reach {status}: {queued.row()}")
-
 
 def test_worker_runs_todays_task_to_completion(backend_world, worker, video, job_id):
     queued = queue_job(backend_world, video, job_id)
     job = make_job(job_id=job_id, s3_key=queued.s3_key, cutting_options={"type": "fixed", "duration_seconds": 2},
                    text_strategy="one_for_all", text_input={"base_text": "from celery"}, user_id="user-1")
     worker(job.celery_args(), job_id)
-    row = wait_for(queued, "COMPLETED")
+    row = queued.wait_for("COMPLETED")
     assert row["output_s3_urls"] == [f"processed/{job_id}/segment_{i:03d}.mp4" for i in range(3)]
     assert row["processed_by"] == "celery"
     assert queued.segment_keys() == row["output_s3_urls"]
@@ -62,7 +53,7 @@ def test_a_redelivered_task_runs_once(backend_world, worker, video, job_id):
     job = make_job(job_id=job_id, s3_key=queued.s3_key)
     worker(job.celery_args(), job_id)
     worker(job.celery_args(), job_id)
-    row = wait_for(queued, "COMPLETED")
+    row = queued.wait_for("COMPLETED")
     time.sleep(1.0)  # let the second delivery run too
     assert queued.row()["processing_attempts"] == 1
     assert queued.object_versions() == 1

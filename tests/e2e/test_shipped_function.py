@@ -18,15 +18,6 @@ from tests.jobworld import queue_job
 FRAME = 1 / 30
 
 
-def wait_for_status(queued, status: str, timeout: float = 90.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = queued.row()
-        if row and row["status"] == status and "lease_expires_at" not in row:
-            return row
-        time.sleep(0.2)
-    pytest.fail(f"job {queued.job_id} did not reach {status}: {queued.row()}")
-
 
 def invoke_async(lambda_client, local_lambda, event) -> str:
     response = lambda_client.invoke(FunctionName=local_lambda.spec.name, InvocationType="Event",
@@ -62,12 +53,12 @@ def test_lambda_and_celery_give_the_same_segments_and_rows(backend_world, local_
     queued = queue_job(backend_world, clip, job_id)
     invoke_async(lambda_client, local_lambda, queued.event(cutting_options=options, text_strategy="base_vary",
                                                            text_input=texts))
-    lambda_row = wait_for_status(queued, "COMPLETED")
+    lambda_row = queued.wait_for("COMPLETED")
     queue_job(backend_world, clip, job_id)  # the backend writes a fresh QUEUED row for the rerun
     job = make_job(job_id=job_id, s3_key=queued.s3_key, cutting_options=options, text_strategy="base_vary",
                    text_input=texts, user_id="user-1")
     Celery(broker=redis_url).send_task(CELERY_TASK_NAME, args=job.celery_args(), task_id=job_id, queue=celery_queue)
-    celery_row = wait_for_status(queued, "COMPLETED")
+    celery_row = queued.wait_for("COMPLETED")
     assert (lambda_row["processed_by"], celery_row["processed_by"]) == ("lambda", "celery")
     assert set(celery_row) == set(lambda_row)
     assert celery_row["output_s3_urls"] == lambda_row["output_s3_urls"]
@@ -81,7 +72,7 @@ def test_an_event_delivered_twice_is_processed_once(backend_world, local_lambda,
     request_id = invoke_async(lambda_client, local_lambda, queued.event())
     duplicate = local_lambda.redeliver(request_id)  # at-least-once delivery: the same event again, at once
     local_lambda.wait_idle(120)
-    row = wait_for_status(queued, "COMPLETED")
+    row = queued.wait_for("COMPLETED")
     assert row["processing_attempts"] == 1
     assert queued.object_versions() == row["segments_created"]
     deliveries = [local_lambda.invocations[request_id], duplicate]
@@ -95,7 +86,7 @@ def test_a_job_sent_to_both_backends_is_processed_once(backend_world, local_lamb
     job = make_job(job_id=job_id, s3_key=queued.s3_key, bucket=backend.DEFAULT_BUCKET)
     invoke_async(lambda_client, local_lambda, job.to_event())
     Celery(broker=redis_url).send_task(CELERY_TASK_NAME, args=job.celery_args(), task_id=job_id, queue=celery_queue)
-    row = wait_for_status(queued, "COMPLETED")
+    row = queued.wait_for("COMPLETED")
     local_lambda.wait_idle(120)
     time.sleep(1.0)  # the Celery task, if it lost the race, has finished skipping by now
     row = queued.row()
