@@ -14,7 +14,7 @@ from sandbox import backend
 from sandbox.servers import ServerUnavailable
 from sandbox.workers import celery_worker
 from tests.jobworld import queue_job
-from tests.media import make_video
+from sandbox.media import make_video
 
 
 @pytest.fixture(scope="module")

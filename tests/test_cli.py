@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.media import make_not_a_video, make_video
+from sandbox.media import make_not_a_video, make_video
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
 from processor.overlay import textfile_content
 from processor.plan import Segment, plan_boundaries
 from processor.probe import probe
-from tests.media import (gray_frame, make_audio_only, make_not_a_video, make_video, mean_abs_diff,
+from sandbox.media import (gray_frame, make_audio_only, make_not_a_video, make_video, mean_abs_diff,
                          require_tools, streams)
 from tests.test_overlay import HOSTILE_TEXTS
 

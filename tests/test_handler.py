@@ -16,7 +16,7 @@ from processor import handler
 from processor.handler import lambda_handler
 from sandbox.servers import free_port
 from tests.jobworld import LambdaContext, queue_job
-from tests.media import make_not_a_video, make_video
+from sandbox.media import make_not_a_video, make_video
 
 
 @pytest.fixture(scope="session")

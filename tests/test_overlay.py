@@ -13,7 +13,7 @@ from PIL import ImageFont
 from processor.binaries import font
 from processor.overlay import (ELLIPSIS, MAX_FONT_SIZE, MIN_FONT_SIZE, font_size, style_for,
                                text_width, textfile_content, wrap)
-from tests.media import require_tools
+from sandbox.media import require_tools
 
 HOSTILE_TEXTS = [
     "it's \"quoted\"",

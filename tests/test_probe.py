@@ -11,7 +11,7 @@ import pytest
 from processor.binaries import tool
 from processor.errors import NotAVideoError
 from processor.probe import keyframe_times, parse_probe, probe
-from tests.media import make_audio_only, make_not_a_video, make_video
+from sandbox.media import make_audio_only, make_not_a_video, make_video
 
 
 def _data(**video: object) -> dict:

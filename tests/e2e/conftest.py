@@ -20,7 +20,7 @@ from sandbox import backend
 from sandbox.lambda_invoker import FunctionSpec, InvokerUnavailable, LocalLambda
 from sandbox.servers import ServerUnavailable
 from sandbox.workers import celery_worker
-from tests.media import make_video
+from sandbox.media import make_video
 
 FUNCTION = "video-processor"
 
