@@ -60,7 +60,8 @@ def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) ->
     return [
         statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn]),
         statement("ReadRouterFlags", ["ssm:GetParameter"], [parameter_arn]),
-        statement("UpdateJobRows", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [table_arn]),
+        # The router records its decision with one conditional UpdateItem and never reads a row.
+        statement("RecordDispatch", ["dynamodb:UpdateItem"], [table_arn]),
     ]
 
 

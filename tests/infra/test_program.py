@@ -291,7 +291,7 @@ def test_backend_policy_invokes_this_function_only(config_name: str, user: str |
     assert statements(declaration, "backend-policy") == {
         (("lambda:InvokeFunction",), (f"arn:aws:lambda:{region}:{ACCOUNT}:function:{project}-video-processor",)),
         (("ssm:GetParameter",), (f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{project}/{environment}/router-flags",)),
-        (("dynamodb:GetItem", "dynamodb:UpdateItem"), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
+        (("dynamodb:UpdateItem",), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
     }
     attachments = declaration.of_type("aws:iam/userPolicyAttachment:UserPolicyAttachment")
     if user is None:
