@@ -8,13 +8,15 @@ Cut points lie halfway between two frames, never on one. Two comparisons decide 
 segment starts, and both carry errors that flip a test made exactly at a frame's timestamp:
 
 - The segment muxer cuts at the first keyframe whose pts reaches the cut time, on a clock
-  with a sub-microsecond error: with B-frames the first dts is negative, libavformat shifts
-  every timestamp to make it zero, and the cut test undoes that shift rounded to a whole
-  microsecond. At 30 fps the shift is two frames (66666.67 us, rounded to 66667), so a
-  keyframe forced at exactly 2.0 s is compared as 1.9999997 s and its cut is skipped; every
-  later cut then slides to the next cut point, the first segment doubles and the last one
-  disappears. (``ultrafast`` has no B-frames, hence no shift; 25 fps shifts a whole number
-  of microseconds: both happen to work.)
+  with a sub-microsecond error. With B-frames the first dts is negative, libavformat shifts
+  every timestamp to make it zero, and the cut test sees the pts as if that shift were taken
+  off again rounded to a whole microsecond. At 30 fps the shift is two frames (66666.67 us,
+  rounded to 66667), so a keyframe forced at exactly 2.0 s is compared as 1.9999997 s and its
+  cut is skipped; every later cut then slides to the next cut point, the first segment
+  doubles and the last one disappears. Measured with the pinned 6.0: -segment_time_delta of
+  1 us restores the cut; without B-frames (``ultrafast``, or ``-bf 0``) there is no shift,
+  and at 24 or 25 fps the rounding happens to fall on the safe side, so all of those work;
+  ``-avoid_negative_ts disabled`` (no shift) works too.
 - ``-force_key_frames`` keeps its times in microseconds and forces the first frame at or
   after them, so 2.566667 s (frame 77 at 30 fps, rounded up) forces frame 78 instead.
 
@@ -43,8 +45,7 @@ AUDIO_BITRATE = "128k"
 # tail is the reason when ffmpeg fails.
 GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
                   "-progress", "pipe:1", "-stats_period", "0.25", "-y")
-# Keep the first video and audio streams only (phones add timecode and metadata tracks the
-# mp4 muxer rejects) and drop the uploader's metadata (GPS position, device).
+# Drop the uploader's metadata (GPS position, device) and chapters.
 _STRIP = ("-map_metadata", "-1", "-map_chapters", "-1")
 # Special characters of the two parsers a drawtext value goes through: the option list
 # (key=value pairs split on ':') and then the filter graph (filters split on ',' and ';',
@@ -185,6 +186,7 @@ def _output(times: Sequence[Fraction | float], out_dir: Path) -> list[str]:
 
 
 def _inputs(tool_path: str, input_path: Path, media: MediaInfo) -> list[str]:
+    # The first video and audio streams only: phones add timecode and metadata tracks.
     maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if media.has_audio else [])
     return [tool_path, *GLOBAL_OPTIONS, *INPUT_OPTIONS, "-i", str(input_path.absolute()), *maps, *_STRIP]
 

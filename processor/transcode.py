@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import IO
+from typing import IO, Any
 
 from processor.errors import DeadlineExceededError, FFmpegError
 
@@ -42,7 +42,7 @@ def progress_fraction(line: str, duration: float) -> float | None:
     return min(1.0, max(0.0, microseconds / 1e6 / duration))
 
 
-def _pump(stream: IO[str], sink: Callable[[object], None], end: object | None = None) -> None:
+def _pump(stream: IO[str], sink: Callable[[Any], None], end: object | None = None) -> None:
     for line in stream:
         sink(line)
     if end is not None:
@@ -88,7 +88,8 @@ def run_ffmpeg(command: Sequence[str], *, duration: float,
             if fraction is not None and fraction > reported:
                 pending = reported = fraction
             now = time.monotonic()
-            if on_progress and pending is not None and (pending >= 1.0 or now - last_report >= PROGRESS_INTERVAL_SECONDS):
+            due = pending is not None and (pending >= 1.0 or now - last_report >= PROGRESS_INTERVAL_SECONDS)
+            if on_progress and due:
                 on_progress(pending)
                 pending, last_report = None, now
         code = process.wait()
