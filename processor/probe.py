@@ -25,6 +25,9 @@ _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif_pipe", "b
 # A frame rate field ffprobe cannot fill is "0/0"; rates above this are timestamp resolutions
 # of variable-frame-rate files (e.g. 90000/1), not frame rates.
 _MAX_PLAUSIBLE_FPS = 240
+# r_frame_rate is the exact rate of constant-rate video, but for variable-rate phone video it
+# is often the finest timestamp step (120, 600): above this the average says more.
+_MAX_TRUSTED_BASE_RATE = 60
 PROBE_TIMEOUT_SECONDS = 120
 
 
@@ -105,7 +108,8 @@ def parse_probe(data: dict[str, Any], name: str) -> MediaInfo:
     if duration is None or width <= 0 or height <= 0:
         raise NotAVideoError(f"{name} has no decodable video (size {width}x{height}, "
                              f"duration {video.get('duration') or fmt.get('duration')})")
-    fps = _rate(video.get("r_frame_rate")) or _rate(video.get("avg_frame_rate")) or Fraction(30)
+    base, average = _rate(video.get("r_frame_rate")), _rate(video.get("avg_frame_rate"))
+    fps = base if base and base <= _MAX_TRUSTED_BASE_RATE else average or base or Fraction(30)
     return MediaInfo(
         duration=duration,
         width=width,

@@ -43,6 +43,9 @@ def test_video_stream_duration_wins_over_the_container():
     ("90000/1", "2997/100", Fraction(2997, 100)),  # a timestamp resolution, not a frame rate
     ("0/0", "25/1", Fraction(25)),
     ("0/0", "0/0", Fraction(30)),
+    ("120/1", "30/1", Fraction(30)),    # variable rate on a fine timestamp grid
+    ("120/1", "120/1", Fraction(120)),  # real high-speed video (the command caps it)
+    ("24/1", "23/1", Fraction(24)),     # variable rate with dips: keep the nominal rate
 ])
 def test_frame_rate_falls_back_from_implausible_values(r_rate, avg_rate, expected):
     assert parse_probe(_data(r_frame_rate=r_rate, avg_frame_rate=avg_rate), "x.mp4").fps == expected
