@@ -4,7 +4,7 @@ PYTHON := .venv/bin/python
 .PHONY: demo test setup layer bench
 
 demo: setup
-	$(PYTHON) -m processor demo
+	$(PYTHON) -m sandbox.demo
 
 test: setup
 	$(PYTHON) -m pytest -n 2 $(PYTEST_ARGS)

@@ -1,0 +1,18 @@
+"""The README's first command, run as a user runs it (`make demo` calls this module)."""
+
+import subprocess
+import sys
+
+from PIL import Image
+
+
+def test_the_demo_routes_one_job_to_each_backend_and_completes_both(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sandbox.demo", "--output-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = [line.split() for line in result.stdout.splitlines() if line.split()[1:2] in (["alice"], ["bob"])]
+    assert [(row[1], row[2], row[4], row[5]) for row in table] == [
+        ("alice", "lambda", "COMPLETED", "3"), ("bob", "celery", "COMPLETED", "3")]
+    with Image.open(tmp_path / "contact-sheet.png") as sheet:
+        assert sheet.width > 1000 and sheet.height > 500
+    assert len(list((tmp_path / "segments").rglob("segment_*.mp4"))) == 6
