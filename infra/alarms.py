@@ -14,32 +14,29 @@ from infra.config import Settings
 PERIOD_SECONDS = 300
 
 
+def _alarm(resource_name: str, alarm_name: str, description: str, namespace: str, metric: str,
+           dimensions: dict, statistic: str) -> None:
+    """Alarm as soon as the metric is above zero in one period; no data is no trouble."""
+    aws.cloudwatch.MetricAlarm(
+        resource_name,
+        name=alarm_name,
+        alarm_description=description,
+        namespace=namespace,
+        metric_name=metric,
+        dimensions=dimensions,
+        statistic=statistic,
+        period=PERIOD_SECONDS,
+        evaluation_periods=1,
+        threshold=0,
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+    )
+
+
 def declare(settings: Settings, function: aws.lambda_.Function, failure_queue: aws.sqs.Queue) -> None:
-    aws.cloudwatch.MetricAlarm(
-        "video-processor-errors",
-        name=f"{settings.function_name}-errors",
-        alarm_description="The video processor raised an error (a retry may still succeed).",
-        namespace="AWS/Lambda",
-        metric_name="Errors",
-        dimensions={"FunctionName": function.name},
-        statistic="Sum",
-        period=PERIOD_SECONDS,
-        evaluation_periods=1,
-        threshold=0,
-        comparison_operator="GreaterThanThreshold",
-        treat_missing_data="notBreaching",
-    )
-    aws.cloudwatch.MetricAlarm(
-        "video-processor-failed-events",
-        name=f"{settings.function_name}-failed-events",
-        alarm_description="An event used up its retries or its maximum age and waits in the failure queue.",
-        namespace="AWS/SQS",
-        metric_name="ApproximateNumberOfMessagesVisible",
-        dimensions={"QueueName": failure_queue.name},
-        statistic="Maximum",
-        period=PERIOD_SECONDS,
-        evaluation_periods=1,
-        threshold=0,
-        comparison_operator="GreaterThanThreshold",
-        treat_missing_data="notBreaching",
-    )
+    _alarm("video-processor-errors", f"{settings.function_name}-errors",
+           "The video processor raised an error (a retry may still succeed).",
+           "AWS/Lambda", "Errors", {"FunctionName": function.name}, "Sum")
+    _alarm("video-processor-failed-events", f"{settings.function_name}-failed-events",
+           "An event used up its retries or its maximum age and waits in the failure queue.",
+           "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": failure_queue.name}, "Maximum")

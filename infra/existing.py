@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra import job_table
 from infra.config import ExistingResources, Settings
 
 LAMBDA_TRUST_POLICY = {
@@ -32,14 +33,6 @@ LAMBDA_TRUST_POLICY = {
         "Action": "sts:AssumeRole",
     }],
 }
-# The job table's global secondary indexes as the backend's Terraform defines them: (name, hash, range).
-TABLE_INDEXES = (
-    ("user_id-upload_date-index", "user_id", "upload_date"),
-    ("user_id-created_at-index", "user_id", "created_at"),
-    ("video_id-segment_type-index", "video_id", "segment_type"),
-    ("user_id-segment_type-index", "user_id", "segment_type"),
-    ("segment_id-index", "segment_id", None),
-)
 
 
 @dataclass(frozen=True)
@@ -61,8 +54,7 @@ def _adopted(import_id: str, args_type: type) -> pulumi.ResourceOptions:
 
 
 def _table_attributes() -> list[aws.dynamodb.TableAttributeArgs]:
-    names = {"video_id"} | {key for _, hash_key, range_key in TABLE_INDEXES for key in (hash_key, range_key) if key}
-    return [aws.dynamodb.TableAttributeArgs(name=name, type="S") for name in sorted(names)]
+    return [aws.dynamodb.TableAttributeArgs(name=name, type="S") for name in job_table.key_attributes()]
 
 
 def _table_indexes() -> list[aws.dynamodb.TableGlobalSecondaryIndexArgs]:
@@ -74,7 +66,7 @@ def _table_indexes() -> list[aws.dynamodb.TableGlobalSecondaryIndexArgs]:
             + ([aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(attribute_name=range_key, key_type="RANGE")]
                if range_key else []),
         )
-        for name, hash_key, range_key in TABLE_INDEXES
+        for name, hash_key, range_key in job_table.INDEXES
     ]
 
 

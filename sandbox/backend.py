@@ -11,16 +11,10 @@ from typing import Any
 
 import boto3
 
+from infra import job_table
+
 DEFAULT_BUCKET = "easy-video-share-videos"
 DEFAULT_TABLE = "easy-video-share-video-metadata"
-# The table's global secondary indexes as the backend defines them: (name, hash, range).
-TABLE_INDEXES = (
-    ("user_id-upload_date-index", "user_id", "upload_date"),
-    ("user_id-created_at-index", "user_id", "created_at"),
-    ("video_id-segment_type-index", "video_id", "segment_type"),
-    ("user_id-segment_type-index", "user_id", "segment_type"),
-    ("segment_id-index", "segment_id", None),
-)
 
 
 def utc_now() -> str:
@@ -35,7 +29,6 @@ def create_bucket(name: str = DEFAULT_BUCKET) -> str:
 
 
 def create_table(name: str = DEFAULT_TABLE) -> str:
-    attributes = {"video_id"} | {key for _, hash_key, range_key in TABLE_INDEXES for key in (hash_key, range_key) if key}
     indexes = [
         {
             "IndexName": index,
@@ -43,12 +36,12 @@ def create_table(name: str = DEFAULT_TABLE) -> str:
             + ([{"AttributeName": range_key, "KeyType": "RANGE"}] if range_key else []),
             "Projection": {"ProjectionType": "ALL"},
         }
-        for index, hash_key, range_key in TABLE_INDEXES
+        for index, hash_key, range_key in job_table.INDEXES
     ]
     boto3.client("dynamodb").create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "video_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+        KeySchema=[{"AttributeName": job_table.HASH_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in job_table.key_attributes()],
         GlobalSecondaryIndexes=indexes,
         BillingMode="PAY_PER_REQUEST",
     )

@@ -40,10 +40,11 @@ def _wait(check, what: str, process: subprocess.Popen, timeout: float = 20.0) ->
     raise ServerUnavailable(f"{what} did not answer within {timeout:.0f} s")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Terminate, and kill if it has not exited within ``timeout`` seconds."""
     process.terminate()
     try:
-        process.wait(timeout=5)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
@@ -82,7 +83,7 @@ def moto_server() -> Iterator[MotoServer]:
               "moto server", process)
         yield MotoServer(endpoint)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _redis_answers(host: str, port: int) -> bool:
@@ -113,7 +114,7 @@ def redis_server() -> Iterator[str]:
             _wait(lambda: _redis_answers("127.0.0.1", port), "redis-server", process)
             yield f"redis://127.0.0.1:{port}"
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 def apply_environment(values: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from sandbox.servers import ServerUnavailable
+from sandbox.servers import ServerUnavailable, stop_process
 
 
 @contextlib.contextmanager
@@ -34,9 +34,4 @@ def celery_worker(env: Mapping[str, str], log_path: Path, queue: str | None = No
             time.sleep(0.2)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)

@@ -2,6 +2,7 @@
 
 import boto3
 
+from infra import job_table
 from sandbox import backend
 
 
@@ -9,7 +10,7 @@ def test_backend_world_has_the_backends_table_and_bucket(backend_world):
     table = boto3.client("dynamodb").describe_table(TableName=backend_world.table)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "video_id", "KeyType": "HASH"}]
     assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
-        name for name, _, _ in backend.TABLE_INDEXES}
+        name for name, _, _ in job_table.INDEXES}
     versioning = boto3.client("s3").get_bucket_versioning(Bucket=backend_world.bucket)
     assert versioning["Status"] == "Enabled"
 
