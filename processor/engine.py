@@ -1,9 +1,9 @@
 """Cut one input into its planned segments: probe, build the command, run ffmpeg, check the files.
 
 Both backends (the Lambda handler and the Celery task) call ``cut``, so they produce the same
-segments. The result is verified, not assumed: a segment muxer that cuts
-fewer times than asked (see processor.command) would otherwise shift every text and every
-segment id by one without any error.
+segments. The result is verified, not assumed: a segment muxer that cuts fewer times than
+asked (see processor.command) would otherwise shift every text and every segment id by one
+without any error.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class EncodeSettings:
 
     def __post_init__(self) -> None:
         _preset(self.preset, "preset")
-        _crf(self.crf, "crf")
+        object.__setattr__(self, "crf", _crf(self.crf, "crf"))  # "23" from a CLI flag becomes 23
 
     @classmethod
     def from_env(cls) -> EncodeSettings:
