@@ -21,6 +21,7 @@ from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
 from processor.overlay import textfile_content
 from processor.plan import Segment, plan_boundaries
 from processor.probe import probe
+from processor.transcode import progress_fraction
 from sandbox.media import (gray_frame, make_audio_only, make_not_a_video, make_video, mean_abs_diff,
                            streams)
 from tests.test_overlay import HOSTILE_TEXTS
@@ -360,3 +361,16 @@ def test_settings_are_validated_when_built_directly():
 def test_output_rate_fraction_for_ntsc(tmp_path: Path):
     assert command.output_rate(dataclasses.replace(probe(make_video(tmp_path / "v.mp4", duration=1.0)),
                                                    fps=Fraction(30000, 1001))) == Fraction(30000, 1001)
+
+
+@pytest.mark.parametrize(("line", "fraction"), [
+    ("out_time_us=2500000\n", 0.25), ("out_time_us=N/A", None), ("out_time_us=-5000", 0.0),
+    ("out_time_us=99000000", 1.0), ("progress=continue", None), ("progress=end", 1.0),
+    ("frame=12", None), ("out_time=00:00:02.500000", None),
+])
+def test_progress_lines(line: str, fraction: float | None):
+    assert progress_fraction(line, 10.0) == fraction
+
+
+def test_crf_from_a_command_line_flag_is_stored_as_a_number():
+    assert EncodeSettings(crf="28").crf == 28  # type: ignore[arg-type]
