@@ -51,6 +51,15 @@ class InvokerUnavailable(RuntimeError):
     """The machine cannot run the Lambda-shaped process (e.g. no mount namespaces)."""
 
 
+def runtime_python() -> str:
+    """The interpreter itself, not a virtualenv's link to it: the process gets no site-packages,
+    and a checkout under /tmp would vanish behind the private /tmp."""
+    python = os.path.realpath(sys.executable)
+    if python.startswith("/tmp/"):
+        raise InvokerUnavailable(f"the Python interpreter {python} lives under /tmp, which Lambda's /tmp hides")
+    return python
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
@@ -103,6 +112,7 @@ class LocalLambda:
         if not shutil.which("unshare"):
             raise InvokerUnavailable("`unshare` (util-linux) is needed to mount the layer at /opt")
         self.spec = spec
+        self.python = runtime_python()
         self.aws_environment = aws_environment
         self.workdir = workdir
         self.on_failure = on_failure
@@ -231,7 +241,7 @@ class LocalLambda:
         timed_out = False
         command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _MOUNT_SCRIPT, "sh",
                    str(self.workdir / "opt"), str(self.workdir / "task"), str(self.workdir / "runtime"), str(tmp),
-                   sys.executable, "-S", "/var/runtime/bootstrap.py"]
+                   self.python, "-S", "/var/runtime/bootstrap.py"]
         try:
             with log_path.open("wb") as log:
                 process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
