@@ -16,4 +16,5 @@ layer: setup
 	$(PYTHON) -m layers.ffmpeg.build
 
 bench: setup
-	$(PYTHON) -m bench
+	$(PYTHON) -m bench.router_bench
+	$(PYTHON) -m bench.engine_bench
