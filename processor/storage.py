@@ -24,6 +24,16 @@ SPACE_FACTOR = 2.2
 SPACE_MARGIN_BYTES = 32 * 1024 * 1024
 
 
+def ensure_fits(size: int, free: int, directory: Path) -> None:
+    """Refuse an input that will not fit in scratch space with its segments."""
+    needed = int(size * SPACE_FACTOR) + SPACE_MARGIN_BYTES
+    if needed > free:
+        raise InsufficientSpaceError(
+            f"input is {size / 1e6:.0f} MB and needs about {needed / 1e6:.0f} MB of scratch space "
+            f"with its segments, but {directory} has {free / 1e6:.0f} MB free "
+            "(raise the function's ephemeral storage or route such files to Celery)")
+
+
 class VideoStorage:
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
@@ -40,13 +50,7 @@ class VideoStorage:
                     raise InputNotFoundError(f"input s3://{self.bucket}/{key} does not exist "
                                              "or the processor may not read it") from error
                 raise
-        needed = int(size * SPACE_FACTOR) + SPACE_MARGIN_BYTES
-        free = shutil.disk_usage(directory).free
-        if needed > free:
-            raise InsufficientSpaceError(
-                f"input is {size / 1e6:.0f} MB and needs about {needed / 1e6:.0f} MB of scratch space "
-                f"with its segments, but {directory} has {free / 1e6:.0f} MB free "
-                "(raise the function's ephemeral storage or route such files to Celery)")
+        ensure_fits(size, shutil.disk_usage(directory).free, directory)
         target = directory / ("input" + Path(key).suffix.lower()[:8])
         with aws_call(f"S3 download s3://{self.bucket}/{key}"):
             self.s3.download_file(self.bucket, key, str(target))
