@@ -11,9 +11,9 @@ VENV=.venv
 find_python() {
     local candidate
     local -a candidates=("${PYTHON:-}" "python${LAMBDA_PYTHON}")
-    if command -v pyenv >/dev/null 2>&1; then
-        candidates+=("$(pyenv root)"/versions/${LAMBDA_PYTHON}*/bin/python${LAMBDA_PYTHON})
-    fi
+    local pyenv_root
+    pyenv_root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+    candidates+=("$pyenv_root"/versions/${LAMBDA_PYTHON}*/bin/python${LAMBDA_PYTHON})
     candidates+=(/usr/bin/python${LAMBDA_PYTHON} /usr/local/bin/python${LAMBDA_PYTHON})
     for candidate in "${candidates[@]}"; do
         [ -n "$candidate" ] || continue
