@@ -96,10 +96,10 @@ def _redis_answers(host: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """The machine's Redis on 127.0.0.1:6379 when it answers, else a private redis-server."""
-    if _redis_answers(*SYSTEM_REDIS):
-        yield "redis://127.0.0.1:6379"
+def redis_server(system: tuple[str, int] = SYSTEM_REDIS) -> Iterator[str]:
+    """The machine's Redis (``system``) when it answers, else a private redis-server."""
+    if _redis_answers(*system):
+        yield f"redis://{system[0]}:{system[1]}"
         return
     binary = shutil.which("redis-server")
     if not binary:

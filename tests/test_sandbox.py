@@ -1,6 +1,7 @@
 """The stand-ins themselves: a real moto endpoint answering boto3, the backend's table shape."""
 
 import boto3
+import pytest
 
 from infra import job_table
 from sandbox import backend
@@ -22,3 +23,18 @@ def test_job_row_is_written_like_the_backend_writes_it(backend_world, job_id):
     assert row["bucket_location"] == "uploads/u/v.mp4"
     assert row["created_at"].endswith("Z")
     assert row["file_size"] == 123
+
+
+def test_without_a_running_redis_a_private_redis_server_is_started():
+    import redis
+
+    from sandbox.servers import free_port, redis_server
+
+    nobody = ("127.0.0.1", free_port())
+    with redis_server(system=nobody) as url:
+        assert url != f"redis://{nobody[0]}:{nobody[1]}"
+        client = redis.Redis.from_url(url)
+        assert client.ping()
+        assert client.config_get("save") == {"save": ""}
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
