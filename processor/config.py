@@ -13,6 +13,7 @@ from pathlib import Path
 
 from processor.engine import EncodeSettings
 from processor.errors import ConfigurationError
+from processor.jobs import DEFAULT_LEASE_SECONDS
 
 # Lambda runs an async event at most three times by default (the first try and two retries);
 # the attempt that reaches this count fails the job instead of handing it to a retry that will
@@ -48,6 +49,7 @@ class Settings:
     scratch_dir: Path
     encode: EncodeSettings
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -59,4 +61,5 @@ class Settings:
             scratch_dir=Path(os.environ.get("SCRATCH_DIR") or tempfile.gettempdir()),
             encode=EncodeSettings.from_env(),
             max_attempts=_positive_int("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+            lease_seconds=_positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
         )

@@ -17,8 +17,6 @@ from processor.pipeline import build_runner
 # Time kept back from Lambda's limit to stop ffmpeg, remove partial segments and mark the row
 # FAILED: if Lambda killed the invocation first, the job would stay PROCESSING until its lease ran out.
 SAFETY_MARGIN_SECONDS = 20.0
-# The claim outlives the invocation's deadline a little, so a slow final write is still ours.
-LEASE_SLACK_SECONDS = 30.0
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
@@ -28,6 +26,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     log("invocation", job_id=job_id if isinstance(job_id, str) else None,
         request_id=getattr(context, "aws_request_id", None), remaining_seconds=round(remaining, 1))
     runner = build_runner("lambda")
+    # A duplicate of a job another attempt holds waits here for it to finish or lapse: raising
+    # at once would spend Lambda's two retries within three minutes of a long job.
     outcome = runner.run_request(lambda: parse_event(event, expected_bucket=runner.settings.bucket), job_id,
-                                 deadline=deadline, lease_until=time.time() + remaining + LEASE_SLACK_SECONDS)
+                                 deadline=deadline, wait_if_busy=True)
     return outcome.to_dict()

@@ -5,8 +5,9 @@ and the router may hand one job to both backends after a fallback. Every status 
 a conditional UpdateItem, so exactly one attempt holds a job at a time:
 
 - ``claim``: QUEUED (or no row, or PROCESSING whose lease has expired) -> PROCESSING under a
-  fresh attempt id with a lease that ends at the attempt's own deadline, like Powertools'
-  in-progress expiry: a killed attempt cannot block the retry forever.
+  fresh attempt id with a short lease, like Powertools' in-progress expiry.
+- ``progress`` renews the lease: it is a heartbeat. An attempt that is killed (out of memory,
+  a redeployed worker) stops renewing, and within one lease period the retry takes over.
 - ``progress``, ``complete``, ``fail``, ``release``: only for the attempt that holds the claim.
 
 Only UpdateItem: a PutItem would drop the attributes the backend wrote on the row.
@@ -28,6 +29,9 @@ from processor.logs import utc_timestamp
 
 QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
 MAX_ERROR_MESSAGE = 1000
+# Short enough that a retry of a killed attempt (Lambda retries after 1 and 3 minutes) finds
+# the lease lapsed; the holder renews it at least every quarter of it.
+DEFAULT_LEASE_SECONDS = 120
 
 _CLAIMABLE = ("attribute_not_exists(video_id) OR #status = :queued "
               "OR (#status = :processing AND lease_expires_at < :now_epoch)")
@@ -46,6 +50,9 @@ class Claim:
     attempt_id: str
     attempts: int = 0
     status: str | None = None  # the status that blocked the claim, when not claimed
+    lease_expires_at: float = 0.0  # epoch seconds; of the blocking attempt, when not claimed
+    upload_key: str | None = None  # the row's bucket_location, written by the backend
+    segments_planned: int = 0  # what an earlier attempt planned (and may have uploaded)
 
 
 def _is_condition_failure(error: ClientError) -> bool:
@@ -57,8 +64,12 @@ def _decimal(value: float) -> Decimal:
 
 
 class JobStore:
-    def __init__(self, table_name: str, resource: Any = None) -> None:
+    def __init__(self, table_name: str, resource: Any = None, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
         self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        self.lease_seconds = lease_seconds
+
+    def _lease(self) -> int:
+        return int(time.time()) + self.lease_seconds
 
     def _update(self, what: str, job_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
         """Run one conditional update; False when the condition did not hold."""
@@ -81,7 +92,7 @@ class JobStore:
         with aws_call(f"DynamoDB read of job {job_id}"):
             return self.table.get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
 
-    def claim(self, job_id: str, attempt_id: str, lease_until: float, backend: str) -> Claim:
+    def claim(self, job_id: str, attempt_id: str, backend: str) -> Claim:
         now = utc_timestamp()
         claimed = self._update(
             "claim", job_id,
@@ -91,22 +102,27 @@ class JobStore:
             "ADD processing_attempts :one REMOVE error_message, error_type, last_error",
             _CLAIMABLE,
             {":processing": PROCESSING, ":queued": QUEUED, ":attempt": attempt_id, ":now": now,
-             ":lease": int(lease_until), ":now_epoch": int(time.time()), ":backend": backend,
+             ":lease": self._lease(), ":now_epoch": int(time.time()), ":backend": backend,
              ":stage": "claimed", ":zero": 0, ":one": 1},
         )
         row = self.get(job_id) or {}
-        if claimed:
-            return Claim(True, attempt_id, attempts=int(row.get("processing_attempts", 1)))
-        return Claim(False, attempt_id, attempts=int(row.get("processing_attempts", 0)), status=row.get("status"))
+        return Claim(claimed, attempt_id, attempts=int(row.get("processing_attempts", 0)),
+                     status=None if claimed else row.get("status"),
+                     lease_expires_at=float(row.get("lease_expires_at", 0)),
+                     upload_key=row.get("bucket_location"),
+                     segments_planned=int(row.get("segments_planned", 0)))
 
-    def progress(self, job_id: str, attempt_id: str, stage: str, percentage: int) -> None:
-        if not self._update(
-            "progress", job_id,
-            "SET processing_stage = :stage, progress_percentage = :pct, updated_at = :now",
-            _OWNED,
-            {":stage": stage, ":pct": percentage, ":now": utc_timestamp(), ":attempt": attempt_id,
-             ":processing": PROCESSING},
-        ):
+    def progress(self, job_id: str, attempt_id: str, stage: str, percentage: int, segments_planned: int = 0) -> None:
+        """Record progress and renew the lease (the holder's heartbeat)."""
+        expression = ("SET processing_stage = :stage, progress_percentage = :pct, updated_at = :now, "
+                      "lease_expires_at = :lease")
+        values = {":stage": stage, ":pct": percentage, ":now": utc_timestamp(), ":attempt": attempt_id,
+                  ":processing": PROCESSING, ":lease": self._lease()}
+        if segments_planned:
+            # Kept for a later attempt's cleanup, should this one die after uploading some.
+            expression += ", segments_planned = :planned"
+            values[":planned"] = segments_planned
+        if not self._update("progress", job_id, expression, _OWNED, values):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
 
     def complete(self, job_id: str, attempt_id: str, keys: Sequence[str], durations: Sequence[float]) -> None:

@@ -6,8 +6,11 @@ and the same row. The outcome of an attempt is one of:
 - completed: every segment uploaded, then the row set COMPLETED (never the other way round);
 - failed: a permanent error (bad input, timeout, not a video); the row says FAILED with the
   error, and this job's segment keys are removed so no half-set lingers;
-- skipped: a duplicate delivery (the job is COMPLETED, or held by another live attempt);
+- skipped: a duplicate delivery of a finished job (COMPLETED or FAILED);
 - a raised TransientError: the claim is released and the caller's retry runs the job again.
+  A job held by another attempt whose lease is alive raises `JobBusyError` (transient), after
+  waiting for it where the caller allows: a duplicate is never silently dropped, since the
+  holder may have died and only the retry can finish the job.
 """
 
 from __future__ import annotations
@@ -28,12 +31,25 @@ from processor.config import Settings
 from processor.contract import Job, validate_job_id
 from processor.engine import cut
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
-from processor.jobs import ClaimLostError, JobStore
+from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.plan import plan
 from processor.probe import probe
 from processor.progress import ProgressReporter
 from processor.storage import VideoStorage
+
+
+BUSY_POLL_SECONDS = 3.0
+
+
+class JobBusyError(TransientError):
+    """Another attempt holds the job and its lease is alive; try again after the lease."""
+
+    error_type = "job_busy"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InternalError(ProcessorError):
@@ -67,7 +83,7 @@ class JobRunner:
         self.storage = storage
         self.backend = backend
 
-    def run_request(self, parse: Callable[[], Job], job_id: Any, *, deadline: float, lease_until: float) -> Outcome:
+    def run_request(self, parse: Callable[[], Job], job_id: Any, *, deadline: float, wait_if_busy: bool) -> Outcome:
         """Validate (``parse``) then run; a job that breaks the contract is failed, not retried."""
         try:
             job = parse()
@@ -80,31 +96,52 @@ class JobRunner:
             log("invalid_job", job_id=job_id if isinstance(job_id, str) else None, level=logging.ERROR,
                 error=str(error), row_marked_failed=marked, backend=self.backend)
             return Outcome(str(job_id), "failed", error_type=error.error_type, message=str(error))
-        return self.run(job, deadline=deadline, lease_until=lease_until)
+        return self.run(job, deadline=deadline, wait_if_busy=wait_if_busy)
 
-    def run(self, job: Job, *, deadline: float, lease_until: float) -> Outcome:
-        """Process ``job`` once; ``deadline`` is monotonic, ``lease_until`` epoch seconds."""
+    def _claim(self, job: Job, attempt: str, deadline: float, wait_if_busy: bool) -> Claim:
+        """Claim the job; while another attempt's lease is alive, wait (if allowed) or raise."""
+        while True:
+            claim = self.store.claim(job.job_id, attempt, self.backend)
+            if claim.claimed or claim.status != PROCESSING:
+                return claim
+            retry_after = max(1.0, claim.lease_expires_at - time.time())
+            if not wait_if_busy or time.monotonic() + BUSY_POLL_SECONDS >= deadline:
+                log("busy", job_id=job.job_id, level=logging.WARNING, backend=self.backend,
+                    lease_left=round(retry_after))
+                raise JobBusyError(f"job {job.job_id} is PROCESSING under another attempt "
+                                   f"(lease alive for {retry_after:.0f} s more)", retry_after)
+            time.sleep(min(BUSY_POLL_SECONDS, retry_after))
+
+    def run(self, job: Job, *, deadline: float, wait_if_busy: bool) -> Outcome:
+        """Process ``job`` once; ``deadline`` is a ``time.monotonic()`` value."""
         attempt = uuid.uuid4().hex
-        claim = self.store.claim(job.job_id, attempt, lease_until, self.backend)
+        claim = self._claim(job, attempt, deadline, wait_if_busy)
         if not claim.claimed:
             log("duplicate_skipped", job_id=job.job_id, status=claim.status, backend=self.backend)
-            return Outcome(job.job_id, "skipped", message=f"job is {claim.status} under another attempt")
+            return Outcome(job.job_id, "skipped", message=f"job is already {claim.status}")
         log("claimed", job_id=job.job_id, attempt=attempt, attempts=claim.attempts, backend=self.backend,
             s3_key=job.s3_key)
         reporter = ProgressReporter(job.job_id, store=self.store, attempt_id=attempt,
                                     redis_url=self.settings.redis_url)
-        planned = 0
+        # An earlier attempt that died may have uploaded some of its segments.
+        planned = claim.segments_planned
         try:
             check_deadline(deadline)
+            if claim.upload_key is not None and claim.upload_key != job.s3_key:
+                # The request names the key; the backend's own row says which upload this job is.
+                raise InvalidJobError("s3_key", f"{job.s3_key!r} is not this job's upload "
+                                                f"({claim.upload_key!r} on the job row)")
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
                 work = Path(scratch)
                 reporter.update("downloading", message="downloading the upload")
-                source = self.storage.download(job.s3_key, work)
+                source = self.storage.download(
+                    job.s3_key, work, lambda f: reporter.update("downloading", f, "downloading the upload"))
                 check_deadline(deadline)
                 reporter.update("analyzing", message="reading the video")
                 media = probe(source)
                 segments = plan(job, media.duration)
-                planned = reporter.total_segments = len(segments)
+                planned = max(planned, len(segments))
+                reporter.total_segments = len(segments)
                 (work / "segments").mkdir()
                 files = cut(source, segments, work / "segments", self.settings.encode, media=media,
                             on_progress=lambda f: reporter.update("processing", f, "cutting segments"),
@@ -159,4 +196,5 @@ def build_runner(backend: str) -> JobRunner:
     """A runner configured from the environment (see `processor.config`)."""
     settings = Settings.from_env()
     s3, dynamodb = _aws(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL"))))
-    return JobRunner(settings, JobStore(settings.table, dynamodb), VideoStorage(settings.bucket, s3), backend)
+    return JobRunner(settings, JobStore(settings.table, dynamodb, settings.lease_seconds),
+                     VideoStorage(settings.bucket, s3), backend)

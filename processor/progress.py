@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Callable
 
 from processor.contract import PROGRESS_CHANNEL
+from processor.errors import TransientError
 from processor.jobs import JobStore
 from processor.logs import log, utc_timestamp
 
@@ -44,24 +46,40 @@ class ProgressReporter:
         self.publish = _redis_publisher(redis_url) if redis_url else None
         self.clock = clock
         self.total_segments = 0
+        # The row write renews the claim's lease, so it also goes out when nothing moved.
+        self.heartbeat_seconds = store.lease_seconds / 4 if store else float("inf")
         self._last_sent = float("-inf")
         self._last_stage: str | None = None
         self._last_percentage = 0
+        # S3 transfers report from their worker threads.
+        self._lock = threading.Lock()
 
     def update(self, stage: str, fraction: float = 0.0, message: str = "", current_segment: int | None = None) -> None:
         """Report ``fraction`` (0..1) of ``stage``; stage changes are always sent, the rest throttled."""
         low, high = STAGE_RANGES[stage]
-        percentage = max(self._last_percentage, round(low + (high - low) * min(max(fraction, 0.0), 1.0)))
-        new_stage = stage != self._last_stage
-        now = self.clock()
-        if not new_stage and (percentage == self._last_percentage or now - self._last_sent < MIN_INTERVAL_SECONDS):
+        with self._lock:
+            percentage = max(self._last_percentage, round(low + (high - low) * min(max(fraction, 0.0), 1.0)))
+            new_stage = stage != self._last_stage
+            now = self.clock()
+            since = now - self._last_sent
+            moved = percentage != self._last_percentage and since >= MIN_INTERVAL_SECONDS
+            if not (new_stage or moved or since >= self.heartbeat_seconds):
+                return
+            self._last_sent, self._last_stage, self._last_percentage = now, stage, percentage
+            if new_stage:
+                log("stage", job_id=self.job_id, stage=stage, progress_percentage=percentage, message=message)
+            self._write_row(stage, percentage)
+            self._publish(stage, message or stage, percentage, current_segment)
+
+    def _write_row(self, stage: str, percentage: int) -> None:
+        if not (self.store and self.attempt_id):
             return
-        self._last_sent, self._last_stage, self._last_percentage = now, stage, percentage
-        if new_stage:
-            log("stage", job_id=self.job_id, stage=stage, progress_percentage=percentage, message=message)
-        if self.store and self.attempt_id:
-            self.store.progress(self.job_id, self.attempt_id, stage, percentage)
-        self._publish(stage, message or stage, percentage, current_segment)
+        try:
+            self.store.progress(self.job_id, self.attempt_id, stage, percentage, self.total_segments)
+        except TransientError as error:
+            # A throttled progress write must not throw away a healthy encode; the next
+            # heartbeat renews the lease. Losing the claim (ClaimLostError) still stops the job.
+            log("progress_write_failed", job_id=self.job_id, level=logging.WARNING, error=str(error))
 
     def finish(self, stage: str, message: str) -> None:
         """Announce ``completed`` or ``failed``; the row already says so (written with the outcome)."""

@@ -39,8 +39,11 @@ class VideoStorage:
         self.bucket = bucket
         self.s3 = client or boto3.client("s3")
 
-    def download(self, key: str, directory: Path) -> Path:
-        """Download ``key`` into ``directory`` after proving it will fit with its segments."""
+    def download(self, key: str, directory: Path, on_progress: Callable[[float], None] | None = None) -> Path:
+        """Download ``key`` into ``directory`` after proving it will fit with its segments.
+
+        ``on_progress`` gets the fraction downloaded, from the transfer's threads.
+        """
         with aws_call(f"S3 HeadObject s3://{self.bucket}/{key}"):
             try:
                 size = self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
@@ -52,8 +55,16 @@ class VideoStorage:
                 raise
         ensure_fits(size, shutil.disk_usage(directory).free, directory)
         target = directory / ("input" + Path(key).suffix.lower()[:8])
+        done = 0
+
+        def transferred(count: int) -> None:
+            nonlocal done
+            done += count
+            if on_progress and size:
+                on_progress(done / size)
+
         with aws_call(f"S3 download s3://{self.bucket}/{key}"):
-            self.s3.download_file(self.bucket, key, str(target))
+            self.s3.download_file(self.bucket, key, str(target), Callback=transferred)
         return target
 
     def upload_segments(self, job: Job, paths: Sequence[Path],

@@ -8,7 +8,7 @@ from typing import Any
 from processor.celery_app import TASK_TIME_LIMIT_SECONDS, app
 from processor.contract import CELERY_TASK_NAME, make_job
 from processor.errors import TransientError
-from processor.pipeline import build_runner
+from processor.pipeline import JobBusyError, build_runner
 
 SAFETY_MARGIN_SECONDS = 30.0
 RETRY_BASE_SECONDS = 10
@@ -26,8 +26,11 @@ def process_video_task(self: Any, s3_input_key: str, job_id: str, cutting_option
                         bucket=runner.settings.bucket, source="celery")
 
     try:
-        outcome = runner.run_request(parse, job_id, deadline=deadline,
-                                     lease_until=time.time() + TASK_TIME_LIMIT_SECONDS + 60)
+        # Never wait here for another attempt: it would hold a worker slot for a whole job.
+        outcome = runner.run_request(parse, job_id, deadline=deadline, wait_if_busy=False)
+    except JobBusyError as error:
+        # Not counted against the retries: the holder may simply still be working.
+        raise self.retry(exc=error, countdown=error.retry_after + 1, max_retries=None)
     except TransientError as error:
         # Same budget as Lambda's async retries; the claim's attempt count ends the job when spent.
         raise self.retry(exc=error, countdown=RETRY_BASE_SECONDS * 2 ** self.request.retries,

@@ -7,6 +7,9 @@ error, a timeout about to strike, and inputs that must fail cleanly.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import boto3
@@ -58,24 +61,71 @@ def test_duplicate_delivery_of_a_completed_job_changes_nothing(queued):
     assert queued.object_versions() == versions
 
 
-def test_job_held_by_another_live_attempt_is_left_alone(queued):
-    table = boto3.resource("dynamodb").Table(queued.table)
-    table.update_item(Key={"video_id": queued.job_id},
-                      UpdateExpression="SET #s = :p, processing_attempt_id = :a, lease_expires_at = :l",
-                      ExpressionAttributeNames={"#s": "status"},
-                      ExpressionAttributeValues={":p": "PROCESSING", ":a": "other", ":l": int(time.time()) + 600})
+def hold(queued, attempt: str, lease_seconds: float) -> None:
+    """Another attempt's claim, as its claim would have written it."""
+    boto3.resource("dynamodb").Table(queued.table).update_item(
+        Key={"video_id": queued.job_id},
+        UpdateExpression="SET #s = :p, processing_attempt_id = :a, lease_expires_at = :l",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":p": "PROCESSING", ":a": attempt, ":l": int(time.time() + lease_seconds)})
+
+
+def test_a_job_held_by_a_live_attempt_is_waited_for_then_handed_back_to_the_retry(queued):
+    hold(queued, "other", lease_seconds=600)
     row = queued.row()
-    assert lambda_handler(queued.event(), LambdaContext())["status"] == "skipped"
+    with pytest.raises(Exception) as raised:
+        lambda_handler(queued.event(), LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS + 2))
+    assert type(raised.value).__name__ == "JobBusyError"  # retryable: Lambda will deliver it again
     assert queued.row() == row
     assert queued.segment_keys() == []
 
 
+def test_a_duplicate_waits_for_a_lapsing_lease_and_takes_the_job_over(queued):
+    hold(queued, "went-silent", lease_seconds=2)
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "completed"
+    assert queued.row()["status"] == "COMPLETED"
+
+
+def test_a_killed_attempt_stops_renewing_and_its_retry_finishes_the_job(backend_world, tmp_path, job_id, moto):
+    """SIGKILL in the middle of ffmpeg (an out-of-memory kill, a redeployed worker)."""
+    long_video = make_video(tmp_path / "long.mp4", duration=40.0, width=640, height=360)
+    queued = queue_job(backend_world, long_video, job_id)
+    event = queued.event(cutting_options={"type": "fixed", "duration_seconds": 10})
+    env = {**os.environ, "JOB_LEASE_SECONDS": "3"}
+    script = ("import json, sys; from processor.handler import lambda_handler; from tests.jobworld import LambdaContext; "
+              "lambda_handler(json.loads(sys.argv[1]), LambdaContext())")
+    child = subprocess.Popen([sys.executable, "-c", script, json.dumps(event)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while (queued.row() or {}).get("processing_stage") != "processing":
+        assert time.monotonic() < deadline and child.poll() is None, "the first attempt never reached ffmpeg"
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+    assert queued.row()["status"] == "PROCESSING"
+    os.environ["JOB_LEASE_SECONDS"] = "3"
+    try:
+        result = lambda_handler(event, LambdaContext())
+    finally:
+        del os.environ["JOB_LEASE_SECONDS"]
+    row = queued.row()
+    assert result["status"] == "completed"
+    assert (row["status"], row["processing_attempts"], row["segments_created"]) == ("COMPLETED", 2, 4)
+
+
+def test_a_key_that_is_not_the_jobs_upload_is_refused(queued):
+    other = "uploads/someone-else/their-video.mp4"
+    boto3.client("s3").copy_object(Bucket=queued.bucket, Key=other, CopySource={"Bucket": queued.bucket,
+                                                                                 "Key": queued.s3_key})
+    lambda_handler(queued.event(s3_key=other), LambdaContext())
+    row = queued.row()
+    assert (row["status"], row["error_type"]) == ("FAILED", "invalid_job")
+    assert row["error_message"].startswith("s3_key:") and queued.s3_key in row["error_message"]
+    assert queued.segment_keys() == []
+
+
 def test_an_expired_claim_is_taken_over(queued):
-    table = boto3.resource("dynamodb").Table(queued.table)
-    table.update_item(Key={"video_id": queued.job_id},
-                      UpdateExpression="SET #s = :p, processing_attempt_id = :a, lease_expires_at = :l",
-                      ExpressionAttributeNames={"#s": "status"},
-                      ExpressionAttributeValues={":p": "PROCESSING", ":a": "killed", ":l": int(time.time()) - 1})
+    hold(queued, "killed", lease_seconds=-1)
     assert lambda_handler(queued.event(), LambdaContext())["status"] == "completed"
     assert queued.row()["status"] == "COMPLETED"
 
