@@ -34,6 +34,8 @@ PACKAGE_NAME = "video-processor.zip"
 LAMBDA_PLATFORM = ("--platform", "manylinux2014_x86_64", "--implementation", "cp",
                    "--python-version", "3.12", "--only-binary=:all:")
 _TEST_DIRS = {"tests", "test"}
+# The Celery worker's modules import celery, which neither the function nor its zip carries.
+WORKER_ONLY = {"celery_app.py", "tasks.py"}
 
 
 class PackageError(Exception):
@@ -57,7 +59,7 @@ def source_entries(source: Path = SOURCE) -> dict[str, Path]:
     entries = {}
     for path in source.rglob("*.py"):
         relative = PurePosixPath(path.relative_to(source).as_posix())
-        if not _is_test(relative):
+        if not _is_test(relative) and relative.name not in WORKER_ONLY:
             entries[f"processor/{relative}"] = path
     return entries
 

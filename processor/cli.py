@@ -101,7 +101,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                    text_strategy=strategy, text_input=text_input)
     media = probe(args.input)
     segments = plan(job, media.duration)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--output-dir {args.output_dir}: {error.strerror}") from None
     bar = _ProgressBar(err)
     try:
         files = cut(args.input, segments, args.output_dir, settings, media=media, on_progress=bar)

@@ -30,9 +30,6 @@ MAX_KEY_BYTES = 1024
 MAX_USER_ID_CHARS = 256
 LEGACY_PROCESSING_TYPE = "full_video_processing"
 
-EVENT_FIELDS = ("s3_bucket", "s3_key", "job_id", "user_id", "cutting_options", "text_strategy",
-                "text_input", "file_size", "source")
-
 # Job ids become S3 key segments and Redis channel names: keep them to UUID-like characters.
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # S3 bucket naming rules (lower case, digits, dots, hyphens; 3 to 63 characters).
@@ -92,10 +89,6 @@ class Job:
 
     def output_key(self, index: int) -> str:
         return OUTPUT_KEY.format(job_id=self.job_id, index=index)
-
-    @property
-    def output_prefix(self) -> str:
-        return f"processed/{self.job_id}/"
 
     def to_event(self) -> dict[str, Any]:
         """The Lambda async event (DESIGN section 3), JSON-serialisable."""

@@ -1,8 +1,9 @@
 """The processor's exceptions, split by what a retry would achieve.
 
 Lambda retries an async event that raised; a permanent error (bad event, not a video) would
-fail the same way on every retry, so it marks the job FAILED and returns instead. Each error
-carries the ``error_type`` written to the job row.
+fail the same way on every retry, so it marks the job FAILED and returns instead. Only
+`TransientError` is raised for a retry. Each error carries the ``error_type`` written to the
+job row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ class ProcessorError(Exception):
     """Base of every error the processor reports on a job row."""
 
     error_type = "processing_error"
-    permanent = True
 
 
 class InvalidJobError(ProcessorError, ValueError):
@@ -70,4 +70,3 @@ class TransientError(ProcessorError):
     """A dependency failed in a way a retry can fix (throttling, 5xx, connection reset)."""
 
     error_type = "transient_error"
-    permanent = False

@@ -68,3 +68,11 @@ def test_missing_arguments_exit_2_with_one_line():
     result = run("run")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_output_dir_that_cannot_be_made_exits_2(clip, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run("run", str(clip), "--output-dir", str(blocker / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"python -m processor: error: --output-dir {blocker / 'out'}: Not a directory"
