@@ -14,7 +14,7 @@ import boto3
 import router
 from router import LiveFlags
 from router.sources import EnvironmentSource, SSMParameterSource
-from sandbox import backend
+from sandbox.media import make_video
 from tests.jobworld import queue_job
 
 FLAGS_PARAMETER = "/easy-video-share/dev/router-flags"
@@ -28,7 +28,7 @@ def request_for(queued) -> dict:
 
 
 def test_a_flag_toggle_shifts_the_next_jobs_and_jobs_in_flight_finish_where_they_started(
-        backend_world, moto, local_lambda, celery_queue, redis_url, clip, monkeypatch):
+        backend_world, moto, local_lambda, celery_queue, redis_url, clip, monkeypatch, tmp_path):
     boto3.client("ssm").put_parameter(Name=FLAGS_PARAMETER, Type="String", Value=json.dumps({"phase": "celery"}))
     wiring = {"VIDEO_PROCESSOR_FUNCTION_NAME": local_lambda.spec.name, "DYNAMODB_TABLE_NAME": backend_world.table,
               "S3_BUCKET_NAME": backend_world.bucket, "CELERY_BROKER_URL": redis_url,
@@ -38,7 +38,9 @@ def test_a_flag_toggle_shifts_the_next_jobs_and_jobs_in_flight_finish_where_they
         monkeypatch.setenv(name, value)
     flags = LiveFlags([SSMParameterSource(FLAGS_PARAMETER), EnvironmentSource()], ttl=CACHE_SECONDS)
 
-    first = queue_job(backend_world, clip, str(uuid.uuid4()))
+    # Long enough to be still in flight when the toggle lands.
+    long_clip = make_video(tmp_path / "long.mp4", duration=30.0, width=1280, height=720)
+    first = queue_job(backend_world, long_clip, str(uuid.uuid4()))
     assert router.dispatch(request_for(first), flags=flags).backend == "celery"
 
     # An operator moves everything to Lambda while the first job is in flight.
@@ -49,6 +51,7 @@ def test_a_flag_toggle_shifts_the_next_jobs_and_jobs_in_flight_finish_where_they
     while flags.current().phase != "lambda":
         assert time.monotonic() - toggled < CACHE_SECONDS + 5, "the toggle did not reach the router"
         time.sleep(0.05)
+    assert first.row()["status"] in ("QUEUED", "PROCESSING"), "the first job was no longer in flight"
 
     second = queue_job(backend_world, clip, str(uuid.uuid4()))
     decision = router.dispatch(request_for(second), flags=flags)
