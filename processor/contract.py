@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from processor.errors import InvalidJobError
@@ -108,6 +109,11 @@ class Job:
         """Today's positional arguments of `tasks.process_video_task`."""
         return [self.s3_key, self.job_id, self.cut.to_dict(), self.text_strategy,
                 self.text_input.to_dict() if self.text_input else None, self.user_id]
+
+
+def utc_timestamp() -> str:
+    """Now, as the job row's timestamps are written: ISO-8601 UTC ending in ``Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _plain_number(value: float) -> int | float:

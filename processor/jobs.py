@@ -24,8 +24,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from processor.aws_errors import aws_call
+from processor.contract import utc_timestamp
 from processor.errors import ProcessorError
-from processor.logs import utc_timestamp
 
 QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
 MAX_ERROR_MESSAGE = 1000

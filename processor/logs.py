@@ -10,8 +10,9 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime, timezone
 from typing import Any
+
+from processor.contract import utc_timestamp
 
 _logger = logging.getLogger("processor")
 
@@ -37,10 +38,6 @@ def _configure() -> None:
     _logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     # Lambda's runtime installs its own root handler; without this every line would appear twice.
     _logger.propagate = False
-
-
-def utc_timestamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def log(event: str, *, job_id: str | None, level: int = logging.INFO, **fields: Any) -> None:

@@ -14,10 +14,10 @@ import threading
 import time
 from typing import Callable
 
-from processor.contract import PROGRESS_CHANNEL
+from processor.contract import PROGRESS_CHANNEL, utc_timestamp
 from processor.errors import TransientError
 from processor.jobs import JobStore
-from processor.logs import log, utc_timestamp
+from processor.logs import log
 
 MIN_INTERVAL_SECONDS = 1.0
 

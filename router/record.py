@@ -9,22 +9,17 @@ row no worker has claimed.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from processor.contract import utc_timestamp
 from router.decide import Decision
 from router.errors import RecordError, RowMissingError
 
 TABLE_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
-
-
-def utc_now() -> str:
-    """The backend's timestamp format: ISO-8601 UTC ending in Z."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _condition_failed(error: ClientError) -> bool:
@@ -54,7 +49,7 @@ class JobTable:
                                  "dispatched_at = :at, fell_back = :fell_back",
                 ConditionExpression="attribute_exists(video_id)",
                 ExpressionAttributeValues={":backend": decision.backend, ":reason": decision.reason,
-                                           ":at": utc_now(), ":fell_back": decision.fell_back},
+                                           ":at": utc_timestamp(), ":fell_back": decision.fell_back},
             )
         except ClientError as error:
             if _condition_failed(error):
@@ -77,7 +72,7 @@ class JobTable:
                 UpdateExpression="SET #status = :failed, error_message = :message, updated_at = :now",
                 ConditionExpression="attribute_exists(video_id) AND NOT #status IN (:processing, :completed)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":failed": "FAILED", ":message": message, ":now": utc_now(),
+                ExpressionAttributeValues={":failed": "FAILED", ":message": message, ":now": utc_timestamp(),
                                            ":processing": "PROCESSING", ":completed": "COMPLETED"},
             )
         except ClientError as error:

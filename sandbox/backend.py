@@ -6,19 +6,15 @@ section 3), so tests and the demo exercise the processor against the real shapes
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import boto3
 
 from infra import job_table
+from processor.contract import utc_timestamp
 
 DEFAULT_BUCKET = "easy-video-share-videos"
 DEFAULT_TABLE = "easy-video-share-video-metadata"
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def create_bucket(name: str = DEFAULT_BUCKET) -> str:
@@ -56,7 +52,7 @@ def upload_video(path: str, key: str, bucket: str = DEFAULT_BUCKET) -> str:
 def put_job_row(job_id: str, s3_key: str, *, table: str = DEFAULT_TABLE, user_id: str | None = "user-1",
                 file_size: int | None = None, filename: str = "upload.mp4", **extra: Any) -> dict[str, Any]:
     """A QUEUED job row written as the backend writes it: one PutItem."""
-    now = utc_now()
+    now = utc_timestamp()
     item: dict[str, Any] = {
         "video_id": job_id,
         "status": "QUEUED",
