@@ -1,4 +1,5 @@
-"""``python -m processor run``: the engine on a local file, exactly as Lambda and Celery run it.
+"""``python -m processor run``: the engine on a local file, exactly as Lambda and Celery run it;
+``python -m processor failures``: the events Lambda gave up on (`processor.failures`).
 
 Exit status: 0 done, 1 processing failed, 2 bad input (one line on stderr, never a traceback).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -59,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--crf", type=int, help="libx264 CRF (default: 23)")
     run.add_argument("--stream-copy", action="store_true", help="no re-encoding: cut at keyframes (no text)")
     run.add_argument("--json", action="store_true", help="print the segments as JSON on stdout")
+    failures = commands.add_parser("failures", help="list (or settle) the events Lambda gave up on")
+    failures.add_argument("--queue-url", required=True, help="the failure queue (`pulumi stack output failureQueueUrl`)")
+    failures.add_argument("--table", default=os.environ.get("DYNAMODB_TABLE_NAME"),
+                          help="the job table (default: $DYNAMODB_TABLE_NAME)")
+    failures.add_argument("--mark-failed", action="store_true",
+                          help="mark each unfinished job FAILED and remove its record")
+    failures.add_argument("--limit", type=int, default=100, help="records to read at most (default: %(default)s)")
     return parser
 
 
@@ -121,10 +130,23 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def settle_failures(args: argparse.Namespace, out: TextIO) -> int:
+    from processor.failures import settle
+    from processor.jobs import JobStore
+
+    if not args.table:
+        raise UsageError("--table is required when DYNAMODB_TABLE_NAME is not set")
+    results = settle(args.queue_url, JobStore(args.table), mark_failed=args.mark_failed, limit=args.limit)
+    for delivery, action in results:
+        out.write(f"{delivery.job_id or '-':36}  {delivery.condition:16} {delivery.attempts:>2} attempts  {action}\n")
+    out.write(f"{len(results)} record(s)\n")
+    return 0
+
+
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return run(args, out, err)
+        return settle_failures(args, out) if args.command == "failures" else run(args, out, err)
     except UsageError as error:
         err.write(f"python -m processor: error: {error}\n")
         return 2
@@ -136,5 +158,5 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
         err.write(f"python -m processor: error: {error}\n")
         return 2
     except ProcessorError as error:
-        err.write(f"python -m processor: processing failed: {error}\n")
+        err.write(f"python -m processor: failed: {error}\n")
         return 1
