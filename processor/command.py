@@ -55,7 +55,8 @@ _GRAPH_SPECIAL = frozenset("\\'[],;")
 
 
 def segment_name(index: int) -> str:
-    return f"segment_{index:03d}.mp4"
+    """The file the segment muxer writes for ``index`` (one pattern for both)."""
+    return SEGMENT_TEMPLATE % index
 
 
 def escape_filter_value(value: str) -> str:
