@@ -21,17 +21,16 @@ segment starts, and both carry errors that flip a test made exactly at a frame's
   after them, so 2.566667 s (frame 77 at 30 fps, rounded up) forces frame 78 instead.
 
 Half a frame of room on each side absorbs both, and the same midpoints bound each text's
-time range.
+time range (see processor.subtitles for the captions' clock).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from processor.overlay import style_for
 from processor.plan import MIN_TAIL_SECONDS, Segment
 from processor.probe import INPUT_OPTIONS, MediaInfo
 
@@ -47,7 +46,7 @@ GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
                   "-progress", "pipe:1", "-stats_period", "0.25", "-y")
 # Drop the uploader's metadata (GPS position, device) and chapters.
 _STRIP = ("-map_metadata", "-1", "-map_chapters", "-1")
-# Special characters of the two parsers a drawtext value goes through: the option list
+# Special characters of the two parsers a filter option value goes through: the option list
 # (key=value pairs split on ':') and then the filter graph (filters split on ',' and ';',
 # labels in brackets). Both unescape backslashes and strip unescaped outer whitespace.
 _OPTION_SPECIAL = frozenset("\\':")
@@ -100,8 +99,8 @@ def cut_times(segments: Sequence[Segment], rate: Fraction) -> list[Fraction]:
 def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str, list[tuple[int, int | None]]]:
     """Frame ranges [first, end) on which each distinct text shows; None: to the end.
 
-    Segments sharing a text share one drawtext, and neighbouring ranges merge, so one text
-    on every segment is a single drawtext without any time condition.
+    Segments sharing a text share one caption, and neighbouring ranges merge, so one text
+    on every segment is a single caption from the first frame to the last.
     """
     bounds = [0, *frames]
     ranges: dict[str, list[tuple[int, int | None]]] = {}
@@ -116,51 +115,11 @@ def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str,
     return ranges
 
 
-def enable_expression(spans: Sequence[tuple[int, int | None]], rate: Fraction) -> str | None:
-    """drawtext's ``enable`` for frame ranges, with bounds half a frame before each range's
-    first frame and end frame, so float noise in ``t`` cannot move a frame across a bound."""
-    terms = []
-    for start, end in spans:
-        factors = []
-        if start > 0:
-            factors.append(f"gte(t,{_seconds((start - Fraction(1, 2)) / rate)})")
-        if end is not None:
-            factors.append(f"lt(t,{_seconds((end - Fraction(1, 2)) / rate)})")
-        if not factors:
-            return None
-        terms.append("*".join(factors))
-    return "+".join(terms)
+def video_filters(media: MediaInfo, subtitles: Path | None) -> str:
+    """fps first (fewer frames for the rest), then even size and yuv420p, then the captions.
 
-
-def _drawtext(textfile: Path, font: str, enable: str | None, width: int, height: int) -> str:
-    style = style_for(width, height)
-    options = [
-        f"fontfile={escape_filter_value(font)}",
-        f"textfile={escape_filter_value(str(textfile))}",
-        # User text is read from a file and drawn as it is: no %{...} expansion, nothing of
-        # it ever reaches the filter graph.
-        "expansion=none",
-        f"fontsize={style.font_size}",
-        "fontcolor=white",
-        f"borderw={style.border}",
-        "bordercolor=black",
-        "box=1",
-        "boxcolor=black@0.5",
-        f"boxborderw={style.box_padding}",
-        f"line_spacing={style.line_spacing}",
-        f"x={style.x}",
-        f"y={style.x}",
-    ]
-    if enable:
-        options.append(f"enable={escape_filter_value(enable)}")
-    return "drawtext=" + ":".join(options)
-
-
-def video_filters(media: MediaInfo, segments: Sequence[Segment], text_files: Mapping[str, Path],
-                  font: str) -> str:
-    """fps first (fewer frames for the rest), then even size and yuv420p, then the texts.
-
-    ffmpeg has already turned the picture upright (autorotate) before this graph.
+    ffmpeg has already turned the picture upright (autorotate) before this graph. The captions
+    are an ASS file (processor.subtitles) that libass draws: only its path is in the graph.
     """
     rate = output_rate(media)
     width, height = output_size(media)
@@ -168,8 +127,9 @@ def video_filters(media: MediaInfo, segments: Sequence[Segment], text_files: Map
     if (width, height) != (media.display_width, media.display_height):
         filters.append(f"crop={width}:{height}")
     filters.append("format=yuv420p")
-    for text, spans in text_ranges(segments, cut_frames(segments, rate)).items():
-        filters.append(_drawtext(text_files[text], font, enable_expression(spans, rate), width, height))
+    if subtitles is not None:
+        # complex: HarfBuzz shaping, which Arabic joining and Indic conjuncts need.
+        filters.append(f"ass=filename={escape_filter_value(str(subtitles.absolute()))}:shaping=complex")
     return ",".join(filters)
 
 
@@ -193,12 +153,12 @@ def _inputs(tool_path: str, input_path: Path, media: MediaInfo) -> list[str]:
 
 
 def encode_command(ffmpeg: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
-                   out_dir: Path, *, preset: str, crf: int, text_files: Mapping[str, Path],
-                   font: str) -> list[str]:
-    """Re-encode to H.264/AAC, one segment file per planned segment."""
+                   out_dir: Path, *, preset: str, crf: int, subtitles: Path | None = None) -> list[str]:
+    """Re-encode to H.264/AAC, one segment file per planned segment, with the captions of
+    ``subtitles`` (processor.subtitles.captions for the same segments) drawn in."""
     times = cut_times(segments, output_rate(media))
     command = _inputs(ffmpeg, input_path, media)
-    command += ["-vf", video_filters(media, segments, text_files, font),
+    command += ["-vf", video_filters(media, subtitles),
                 # The graph's fps filter made the stream constant-rate; keep its timestamps.
                 "-fps_mode", "passthrough",
                 "-c:v", "libx264", "-preset", preset, "-crf", str(crf)]

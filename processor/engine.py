@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from processor import command as commands
-from processor.binaries import font, tool
+from processor import subtitles
+from processor.binaries import font_table, fonts_dir, tool
 from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
-from processor.overlay import textfile_content
+from processor.overlay import clean
 from processor.plan import Segment
 from processor.probe import MediaInfo, keyframe_times, probe
 from processor.transcode import run_ffmpeg
@@ -95,15 +96,24 @@ def _clear_outputs(out_dir: Path) -> None:
         stale.unlink()
 
 
-def _write_texts(segments: Sequence[Segment], media: MediaInfo, work: Path) -> dict[str, Path]:
-    width, height = commands.output_size(media)
-    files: dict[str, Path] = {}
-    for segment in segments:
-        if segment.text is not None and segment.text not in files:
-            path = work / f"text_{len(files):03d}.txt"
-            path.write_text(textfile_content(segment.text, width, height), encoding="utf-8")
-            files[segment.text] = path
-    return files
+def _write_captions(media: MediaInfo, segments: Sequence[Segment], work: Path) -> tuple[Path | None, dict[str, str]]:
+    """The .ass file for ffmpeg's ``ass`` filter and the environment that points libass at
+    the layer's fonts alone; (None, {}) when no segment has text."""
+    document = subtitles.captions(media, segments, font_table())
+    if document is None:
+        return None, {}
+    captions, config = work / "captions.ass", work / "fonts.conf"
+    captions.write_text(document, encoding="utf-8")
+    config.write_text(subtitles.fontconfig(fonts_dir()), encoding="utf-8")
+    return captions, {"FONTCONFIG_FILE": str(config.absolute())}
+
+
+def check_texts(segments: Sequence[Segment]) -> None:
+    """Fail before any work when a caption has characters no shipped font can draw."""
+    table = None
+    for text in {segment.text for segment in segments if segment.text is not None}:
+        table = table or font_table()
+        table.check(clean(text))
 
 
 def _collect(out_dir: Path, bounds: Sequence[tuple[float, float]], segments: Sequence[Segment] | None,
@@ -132,6 +142,7 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
     keyframes instead: fewer files when keyframes are sparse, with their real bounds.
     """
     _check_plan(segments)
+    check_texts(segments)
     input_path, out_dir = Path(input_path), Path(out_dir)
     if deadline is not None and time.monotonic() >= deadline:
         raise DeadlineExceededError("the deadline passed before cutting started")
@@ -161,9 +172,9 @@ def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out
             settings: EncodeSettings, on_progress: Callable[[float], None] | None,
             deadline: float | None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
-        text_files = _write_texts(segments, media, Path(work))
-        argv = commands.encode_command(
-            tool("ffmpeg"), input_path, media, segments, out_dir, preset=settings.preset,
-            crf=settings.crf, text_files=text_files, font=font() if text_files else "")
-        run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
+        captions, environment = _write_captions(media, segments, Path(work))
+        argv = commands.encode_command(tool("ffmpeg"), input_path, media, segments, out_dir,
+                                       preset=settings.preset, crf=settings.crf, subtitles=captions)
+        run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline,
+                   environment=environment)
     return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)
