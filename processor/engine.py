@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +108,11 @@ def _write_captions(media: MediaInfo, segments: Sequence[Segment], work: Path) -
     return captions, {"FONTCONFIG_FILE": str(config.absolute())}
 
 
-def check_texts(segments: Sequence[Segment]) -> None:
-    """Fail before any work when a caption has characters no shipped font can draw."""
+def check_texts(texts: Iterable[str | None]) -> None:
+    """Fail before any work when a caption has characters no shipped font can draw
+    (processor.fonts.UnsupportedCharactersError, an InvalidJobError naming them)."""
     table = None
-    for text in {segment.text for segment in segments if segment.text is not None}:
+    for text in dict.fromkeys(text for text in texts if text is not None):
         table = table or font_table()
         table.check(clean(text))
 
@@ -142,7 +143,7 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
     keyframes instead: fewer files when keyframes are sparse, with their real bounds.
     """
     _check_plan(segments)
-    check_texts(segments)
+    check_texts(segment.text for segment in segments)
     input_path, out_dir = Path(input_path), Path(out_dir)
     if deadline is not None and time.monotonic() >= deadline:
         raise DeadlineExceededError("the deadline passed before cutting started")

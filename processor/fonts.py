@@ -91,6 +91,9 @@ class Face:
     descent: float
     """Both in ems, as libass uses them (the Windows metrics)."""
     slack: float
+    mark: float
+    """Shaping allowance: a run is at most ``slack`` times its advances plus ``mark`` ems per
+    combining mark wide (see layers/ffmpeg/caption_fonts.py)."""
     emoji: bool
     starts: tuple[int, ...] = field(repr=False)
     ends: tuple[int, ...] = field(repr=False)
@@ -113,11 +116,12 @@ class Face:
 
     def width(self, text: str) -> float:
         """Upper bound of the width in ems once shaped (ignorable characters draw nothing)."""
-        total = 0
+        total, marks = 0, 0
         for char in _needed(text):
             i = self._range(char)
             total += self.advances[i] if i is not None else 1000
-        return total / 1000 * self.slack
+            marks += unicodedata.category(char).startswith("M")
+        return total / 1000 * self.slack + marks * self.mark
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ class FontTable:
             faces.append(Face(
                 family=entry["family"], file=entry["file"], index=entry["index"],
                 ascent=entry["ascent"], descent=entry["descent"], slack=entry["slack"],
-                emoji=entry["emoji"], starts=tuple(r[0] for r in ranges), ends=tuple(r[1] for r in ranges),
+                mark=entry["mark"], emoji=entry["emoji"], starts=tuple(r[0] for r in ranges), ends=tuple(r[1] for r in ranges),
                 advances=tuple(r[2] for r in ranges)))
         return cls(faces)
 

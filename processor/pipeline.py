@@ -29,11 +29,11 @@ import boto3
 
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
-from processor.engine import cut
+from processor.engine import check_texts, cut
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
-from processor.plan import plan
+from processor.plan import candidate_texts, plan
 from processor.probe import probe
 from processor.progress import ProgressReporter
 from processor.storage import VideoStorage
@@ -131,6 +131,8 @@ class JobRunner:
                 # The request names the key; the backend's own row says which upload this job is.
                 raise InvalidJobError("s3_key", f"{job.s3_key!r} is not this job's upload "
                                                 f"({claim.upload_key!r} on the job row)")
+            # Before the download: a caption no font can draw fails the job at once.
+            check_texts(candidate_texts(job.text_strategy, job.text_input))
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
                 work = Path(scratch)
                 reporter.update("downloading", message="downloading the upload")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this checkout on a fresh machine, idempotently: a virtualenv on the Python of Lambda's
-# runtime (3.12) with the locked packages, redis-server from Debian for the tests' real broker,
-# and the FFmpeg layer built from its pinned sources. A second run only checks.
+# runtime (3.12) with the locked packages, what the build and the tests need from Debian
+# (redis-server, npm, tesseract), and the FFmpeg layer built from its pinned sources. A second
+# run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,11 +41,24 @@ if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$(stamp_of)" ]; then
     stamp_of > "$VENV/.installed"
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "bootstrap: installing redis-server from Debian" >&2
-    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+# Debian packages, installed only when missing: redis-server for the tests' real broker; npm,
+# which fetches the layer's emoji font; tesseract with the data of the scripts the caption
+# tests read back from frames.
+debian_missing=()
+command -v redis-server >/dev/null 2>&1 || debian_missing+=(redis-server)
+command -v npm >/dev/null 2>&1 || debian_missing+=(npm)
+for package in tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-ara tesseract-ocr-heb \
+               tesseract-ocr-rus tesseract-ocr-ell tesseract-ocr-hin tesseract-ocr-tha; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || debian_missing+=("$package")
+done
+if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+# The layer's fonts come from Debian too (apt-get download): the first build needs fresh lists.
+if [ ${#debian_missing[@]} -gt 0 ] || [ ! -f layers/ffmpeg/dist/ffmpeg-layer.zip ]; then
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+if [ ${#debian_missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing from Debian: ${debian_missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${debian_missing[@]}" >/dev/null
 fi
 
 "$VENV/bin/python" -m layers.ffmpeg.build >&2

@@ -10,16 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.command import (copy_command, copy_keyframes, cut_frames, enable_expression,
-                               encode_command, escape_filter_value, output_rate, output_size,
-                               stream_copy_possible, text_ranges, video_filters)
+from processor.command import (copy_command, copy_keyframes, cut_frames, encode_command,
+                               escape_filter_value, output_rate, output_size, stream_copy_possible,
+                               text_ranges)
 from processor.plan import Segment
 from processor.probe import MediaInfo
-from tests.test_overlay import HOSTILE_TEXTS
+from tests.test_subtitles import HOSTILE_TEXTS
 
 MEDIA = MediaInfo(duration=10.0, width=1920, height=1080, rotation=0, has_audio=True,
                   fps=Fraction(30), video_codec="h264", pix_fmt="yuv420p", audio_codec="aac")
-FONT = "/opt/fonts/Roboto-Regular.ttf"
 _WHITESPACE = " \n\t\r"
 
 
@@ -87,15 +86,15 @@ def segments_of(bounds: list[float], texts: list[str | None] | None = None) -> l
 @settings(max_examples=300)
 @given(st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=60))
 def test_escaped_values_survive_both_parsing_levels_unchanged(value):
-    graph = f"drawtext=fontfile={escape_filter_value(value)}:expansion=none,null"
-    assert parse_graph(graph) == [("drawtext", {"fontfile": value, "expansion": "none"}), ("null", {})]
+    graph = f"ass=filename={escape_filter_value(value)}:shaping=complex,null"
+    assert parse_graph(graph) == [("ass", {"filename": value, "shaping": "complex"}), ("null", {})]
 
 
 @pytest.mark.parametrize("path", [
     "/tmp/we'ird: d,i[r];\\x %{n} y/t x.txt", " lead and trail ", "a=b", "'", "\\", ":", "",
 ])
 def test_escaping_of_awkward_paths(path):
-    assert parse_graph(f"drawtext=textfile={escape_filter_value(path)}") == [("drawtext", {"textfile": path})]
+    assert parse_graph(f"ass=filename={escape_filter_value(path)}") == [("ass", {"filename": path})]
 
 
 @pytest.mark.parametrize(("fps", "expected"), [
@@ -130,59 +129,16 @@ def test_cut_frames_are_the_nearest_frames_and_strictly_increasing(lengths_ms, r
             assert abs(frame / rate - Fraction(start)) <= 1 / (2 * rate)
 
 
-def _active_texts(graph_filters: list[tuple[str, dict[str, str]]], t: float) -> list[str]:
-    active = []
-    for name, options in graph_filters:
-        if name != "drawtext":
-            continue
-        expression = options.get("enable")
-        if expression is None or _evaluate(expression, t):
-            active.append(options["textfile"])
-    return active
-
-
-def _evaluate(expression: str, t: float) -> bool:
-    total = 0
-    for term in expression.split("+"):
-        value = 1
-        for function, bound in re.findall(r"(gte|lt)\(t,([0-9.]+)\)", term):
-            value *= (t >= float(bound)) if function == "gte" else (t < float(bound))
-        assert re.fullmatch(r"((gte|lt)\(t,[0-9.]+\)\*?)+", term), term
-        total += value
-    return total > 0
-
-
-@pytest.mark.parametrize("texts", [
-    ["a", "b", "c", "d"],                 # unique_for_all
-    ["same", "same", "same", "same"],     # one_for_all: a single drawtext, no condition
-    ["a", None, "a", "b"],
-    [None, None, None, None],
-    ["x", "x", None, "x"],
-])
-def test_each_frame_shows_exactly_its_segments_text(texts):
-    segments = segments_of([0, 1.51, 3.0, 7.333, 10.0], texts)
-    files = {text: Path(f"/w/{i}.txt") for i, text in enumerate(dict.fromkeys(t for t in texts if t))}
-    graph = parse_graph(video_filters(MEDIA, segments, files, FONT))
-    assert sum(name == "drawtext" for name, _ in graph) == len(files)
-    frames = [0, *cut_frames(segments, Fraction(30)), 300]
-    for i, segment in enumerate(segments):
-        expected = [str(files[segment.text])] if segment.text else []
-        for frame in range(frames[i], frames[i + 1]):
-            assert _active_texts(graph, frame / 30) == expected, (i, frame)
-    if len(files) == 1 and None not in texts:
-        assert "enable" not in graph[-1][1]
-
-
 def test_neighbouring_ranges_of_one_text_merge():
     segments = segments_of([0, 1, 2, 3, 4], ["a", "a", "b", "a"])
     assert text_ranges(segments, [30, 60, 90]) == {"a": [(0, 60), (90, None)], "b": [(60, 90)]}
-    assert enable_expression([(0, None)], Fraction(30)) is None
+    assert text_ranges(segments_of([0, 1, 2], ["a", "a"]), [30]) == {"a": [(0, None)]}
 
 
 def test_encode_command_re_encodes_h264_aac_with_matching_cut_points(tmp_path: Path):
     segments = segments_of([0, 2.0, 4.123, 10.0])
     argv = encode_command("ffmpeg", Path("/in/v.mp4"), MEDIA, segments, tmp_path,
-                          preset="veryfast", crf=23, text_files={}, font=FONT)
+                          preset="veryfast", crf=23)
     assert argv[0] == "ffmpeg" and option(argv, "-i") == "/in/v.mp4"
     assert option(argv, "-protocol_whitelist") == "file"
     assert [option(argv, o) for o in ("-c:v", "-preset", "-crf")] == ["libx264", "veryfast", "23"]
@@ -199,7 +155,7 @@ def test_encode_command_re_encodes_h264_aac_with_matching_cut_points(tmp_path: P
 
 def test_one_segment_is_a_plain_faststart_mp4(tmp_path: Path):
     argv = encode_command("ffmpeg", Path("/in/v.mp4"), MEDIA, segments_of([0, 10.0]), tmp_path,
-                          preset="veryfast", crf=23, text_files={}, font=FONT)
+                          preset="veryfast", crf=23)
     assert option(argv, "-f") == "mp4" and option(argv, "-movflags") == "+faststart"
     assert "-force_key_frames" not in argv and argv[-1] == str(tmp_path / "segment_000.mp4")
 
@@ -207,40 +163,36 @@ def test_one_segment_is_a_plain_faststart_mp4(tmp_path: Path):
 def test_no_audio_stream_means_no_audio_options(tmp_path: Path):
     media = MediaInfo(**{**MEDIA.__dict__, "has_audio": False, "audio_codec": None})
     argv = encode_command("ffmpeg", Path("/in/v.mp4"), media, segments_of([0, 5, 10]), tmp_path,
-                          preset="fast", crf=30, text_files={}, font=FONT)
+                          preset="fast", crf=30)
     assert "0:a:0" not in argv and "-c:a" not in argv
 
 
 def test_odd_rotated_input_is_cropped_even_after_autorotation(tmp_path: Path):
     media = MediaInfo(**{**MEDIA.__dict__, "width": 1921, "height": 1079, "rotation": 90})
     argv = encode_command("ffmpeg", Path("/v.mp4"), media, segments_of([0, 10]), tmp_path,
-                          preset="fast", crf=23, text_files={}, font=FONT)
+                          preset="fast", crf=23)
     assert parse_graph(option(argv, "-vf")) == [("fps", {"#0": "30"}), ("crop", {"#0": "1078", "#1": "1920"}),
                                                 ("format", {"#0": "yuv420p"})]
 
 
 def test_percent_signs_in_the_output_directory_are_not_patterns():
     argv = encode_command("ffmpeg", Path("/v.mp4"), MEDIA, segments_of([0, 5, 10]), Path("/tmp/100%d"),
-                          preset="fast", crf=23, text_files={}, font=FONT)
+                          preset="fast", crf=23)
     assert argv[-1] == "/tmp/100%%d/segment_%03d.mp4"
 
 
-def test_hostile_texts_never_reach_the_command_line(tmp_path: Path):
+def test_captions_reach_the_graph_only_as_the_path_of_their_file(tmp_path: Path):
     texts = HOSTILE_TEXTS
     segments = segments_of([float(i) for i in range(len(texts) + 1)], texts)
     media = MediaInfo(**{**MEDIA.__dict__, "duration": float(len(texts))})
-    files = {text: tmp_path / f"text_{i:03d}.txt" for i, text in enumerate(texts)}
+    captions = tmp_path / "we'ird [dir], a:b; %{pts}" / "captions.ass"
     argv = encode_command("ffmpeg", Path("/v.mp4"), media, segments, tmp_path, preset="fast", crf=23,
-                          text_files=files, font=FONT)
+                          subtitles=captions)
     for text in texts:
         assert not any(text in arg for arg in argv), text
     graph = parse_graph(option(argv, "-vf"))
-    assert [name for name, _ in graph] == ["fps", "format"] + ["drawtext"] * len(texts)
-    for _, options in graph[2:]:
-        assert options["expansion"] == "none" and options["fontfile"] == FONT
-        assert set(options) == {"fontfile", "textfile", "expansion", "fontsize", "fontcolor", "borderw",
-                                "bordercolor", "box", "boxcolor", "boxborderw", "line_spacing", "x", "y",
-                                "enable"}
+    assert graph[-1] == ("ass", {"filename": str(captions), "shaping": "complex"})
+    assert [name for name, _ in graph] == ["fps", "format", "ass"]
 
 
 @pytest.mark.parametrize(("changes", "possible"), [

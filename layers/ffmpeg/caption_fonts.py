@@ -18,7 +18,7 @@ from typing import Any
 from fontTools.ttLib import TTCollection, TTFont
 
 # Bump when the table's shape or meaning changes: the layer build then counts as stale.
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,12 @@ class Face:
     family: str
     """The family name libass matches (``\\fn``); for a collection, which face of it."""
     slack: float = 1.0
-    """How much wider than the sum of its characters' advances shaping may make a run: Arabic
-    contextual forms and Devanagari conjuncts are not the nominal glyphs. Measured with HarfBuzz
-    on the shipped fonts (tests/test_captions.py checks the estimate never falls short)."""
+    """How much wider than the sum of its characters' advances shaping may make a run (Arabic
+    contextual forms are not the nominal glyphs)..."""
+    mark: float = 0.0
+    """...plus this many ems per combining mark (a Devanagari vowel sign with ra is a wider
+    ligature, an accent on a letter without a precomposed form takes room). Both measured with
+    HarfBuzz on the shipped fonts; tests/test_fonts.py checks the estimate never falls short."""
     emoji: bool = False
 
 
@@ -38,11 +41,11 @@ class Face:
 # lacks; Simplified Chinese glyph forms for Han characters (the collection's other faces
 # differ only in regional forms); the emoji last, except for characters asked as emoji.
 FACES = (
-    Face("NotoSans-Regular.ttf", "Noto Sans"),
-    Face("NotoSansHebrew-Regular.ttf", "Noto Sans Hebrew"),
+    Face("NotoSans-Regular.ttf", "Noto Sans", mark=0.05),
+    Face("NotoSansHebrew-Regular.ttf", "Noto Sans Hebrew", mark=0.02),
     Face("NotoSansArabic-Regular.ttf", "Noto Sans Arabic", slack=1.4),
-    Face("NotoSansDevanagari-Regular.ttf", "Noto Sans Devanagari", slack=1.4),
-    Face("NotoSansThai-Regular.ttf", "Noto Sans Thai", slack=1.1),
+    Face("NotoSansDevanagari-Regular.ttf", "Noto Sans Devanagari", mark=0.4),
+    Face("NotoSansThai-Regular.ttf", "Noto Sans Thai"),
     Face("NotoSansCJK-Regular.ttc", "Noto Sans CJK SC"),
     Face("NotoEmoji-Regular.ttf", "Noto Emoji", emoji=True),
 )
@@ -86,6 +89,7 @@ def describe(fonts_dir: Path) -> dict[str, Any]:
             "ascent": round(os2.usWinAscent / units, 6),
             "descent": round(os2.usWinDescent / units, 6),
             "slack": face.slack,
+            "mark": face.mark,
             "emoji": face.emoji,
             "advances": _advance_ranges(font),
         })
