@@ -111,7 +111,7 @@ def similarity(drawn: Image.Image, reference: Image.Image) -> float:
     """Pearson correlation of the two masks, both scaled to one height and blurred a little,
     so that two rasterisers of the same glyphs agree and boxes do not look like letters."""
     def normalise(mask: Image.Image, size: tuple[int, int]) -> list[int]:
-        return list(mask.resize(size, Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1)).getdata())
+        return list(mask.resize(size, Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1)).get_flattened_data())
     height = _COMPARE_HEIGHT * max(1, round(reference.height / reference.width * 8)) if reference.width else 1
     size = (max(1, round(reference.width * height / reference.height)), height)
     a, b = normalise(drawn, size), normalise(reference, size)

@@ -56,6 +56,14 @@ def test_bad_options_exit_2_with_one_line(clip, tmp_path, args, message):
     assert message in result.stderr
 
 
+def test_a_caption_no_font_can_draw_exits_2_naming_the_characters(clip, tmp_path):
+    result = run("run", str(clip), "--output-dir", str(tmp_path), "--text", "Tibetan \u0f00 here")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "U+0F00 'ༀ' (TIBETAN SYLLABLE OM)" in result.stderr
+    assert not list(tmp_path.glob("segment_*"))
+
+
 def test_missing_input_and_non_video_input_exit_2(tmp_path):
     missing = run("run", str(tmp_path / "nope.mp4"), "--output-dir", str(tmp_path))
     assert missing.returncode == 2 and "no such file" in missing.stderr

@@ -18,13 +18,11 @@ from processor.binaries import tool
 from processor.contract import FixedCut, RandomCut
 from processor.engine import EncodeSettings, SegmentFile, cut
 from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError, NotAVideoError
-from processor.overlay import textfile_content
 from processor.plan import Segment, plan_boundaries
 from processor.probe import probe
 from processor.transcode import progress_fraction
 from sandbox.media import (gray_frame, make_audio_only, make_not_a_video, make_video, mean_abs_diff,
                            streams)
-from tests.test_overlay import HOSTILE_TEXTS
 
 FRAME = 1 / 30
 
@@ -32,7 +30,7 @@ FRAME = 1 / 30
 @pytest.fixture(scope="module", autouse=True)
 def tools() -> None:
     """Never skip without the layer: ToolNotFoundError fails every test, saying how to build it."""
-    tool("ffmpeg"), tool("ffprobe"), binaries.font()
+    tool("ffmpeg"), tool("ffprobe"), binaries.font_table()
 
 
 @pytest.fixture(scope="module")
@@ -263,54 +261,33 @@ def test_a_retry_removes_the_previous_attempts_extra_segments(tmp_path: Path, cl
     assert sorted(tmp_path.glob("segment_*.mp4")) == [f.path for f in files]
 
 
-def _reference_frame(source: Path, text: str, frame: int) -> bytes:
-    """The same caption drawn from inline ``text=`` with expansion off: what literal looks like."""
-    info = probe(source)
-    placeholder = Path("/placeholder")
-    graph = command.video_filters(info, [Segment(0, 0.0, info.duration, text)], {text: placeholder},
-                                  binaries.font())
-    wrapped = textfile_content(text, *command.output_size(info))
-    graph = graph.replace(f"textfile={command.escape_filter_value(str(placeholder))}",
-                          f"text={command.escape_filter_value(wrapped)}")
-    result = subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(source), "-vf",
-                             f"{graph},select=eq(n\\,{frame})", "-frames:v", "1", "-f", "rawvideo",
-                             "-pix_fmt", "gray", "-"], capture_output=True, check=True)
-    return result.stdout
-
-
-@pytest.mark.parametrize("batch", range(0, len(HOSTILE_TEXTS), 4))
-def test_hostile_texts_are_drawn_literally(tmp_path: Path, clip: Path, batch: int):
-    texts = HOSTILE_TEXTS[batch:batch + 4]
-    segments = segments_of([float(i) for i in range(len(texts) + 1)], texts)
-    lossless = EncodeSettings(crf=0)  # frames come back exactly as drawn
-    files = cut(clip, segments, tmp_path / "hostile", lossless)
-    plain = cut(clip, segments_of([float(i) for i in range(len(texts) + 1)], ["plain"] * len(texts)),
-                tmp_path / "plain", lossless)
-    for file, other, text in zip(files, plain, texts):
-        _, _, drawn = gray_frame(file.path)
-        reference = _reference_frame(clip, text, round(file.start * 30))
-        assert drawn == reference, (text, [i for i, (a, b) in enumerate(zip(drawn, reference)) if a != b][:10])
-        assert drawn != gray_frame(other.path)[2], text
-
-
 @pytest.fixture
-def awkward_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The font at a path full of filter-graph syntax (font() caches, so reset it around)."""
-    folder = tmp_path / "fonts, [a]; b='c': d\\e %f"
+def awkward_fonts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The fonts in a folder full of filter-graph and XML syntax (fonts_dir() caches: reset it)."""
+    folder = tmp_path / "fonts, [a]; b='c': d\\e %f & <g>"
     folder.mkdir()
-    path = Path(shutil.copy(binaries.font(), folder / "Rob'o:to, [x].ttf"))
-    monkeypatch.setenv("VIDEO_FONT_FILE", str(path))
-    binaries.font.cache_clear()
-    yield path
-    binaries.font.cache_clear()
+    for font in binaries.fonts_dir().iterdir():
+        (folder / font.name).symlink_to(font)
+    monkeypatch.setenv("VIDEO_FONTS_DIR", str(folder))
+    binaries.fonts_dir.cache_clear()
+    yield folder
+    binaries.fonts_dir.cache_clear()
 
 
-def test_paths_with_filter_graph_syntax_are_escaped(tmp_path: Path, clip: Path, awkward_font: Path):
+def test_paths_with_filter_graph_syntax_are_escaped(tmp_path: Path, clip: Path, awkward_fonts: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
     out_dir = tmp_path / "out 100%d, [x]; it's: a\\b"
-    segments = segments_of([0.0, 2.0, 4.0], ["left", "right"])
-    files = cut(clip, segments, out_dir, EncodeSettings())
+    segments = segments_of([0.0, 2.0, 4.0], ["left", "你好"])
+    lossless = EncodeSettings(crf=0)
+    files = cut(clip, segments, out_dir, lossless)
     assert_matches_plan(files, segments, out_dir)
-    assert binaries.font() == str(awkward_font)
+    assert binaries.fonts_dir() == awkward_fonts
+    # The captions were drawn with the fonts found there: the same pixels as from the layer.
+    monkeypatch.delenv("VIDEO_FONTS_DIR")
+    binaries.fonts_dir.cache_clear()
+    plain = cut(clip, segments, tmp_path / "plain", lossless)
+    for file, other in zip(files, plain):
+        assert gray_frame(file.path) == gray_frame(other.path)
 
 
 def test_wrapped_text_stays_inside_the_safe_margin(tmp_path: Path, clip: Path):
