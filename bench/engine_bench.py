@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from processor import command
-from processor.binaries import font, tool
+from processor import command, subtitles
+from processor.binaries import font_table, fonts_dir, tool
 from processor.engine import EncodeSettings, cut
-from processor.overlay import textfile_content
 from processor.plan import Segment
 from processor.probe import MediaInfo, probe
 from sandbox.media import make_video
@@ -39,15 +38,22 @@ DURATION = 60.0
 SEGMENT_COUNTS = (6, 20)
 
 
+# Captions in three scripts, in turn: Latin, Chinese (another face, no spaces to wrap at) and
+# Arabic (shaped and right to left).
+CAPTIONS = ("Part {n} of {count}: the caption of this segment 🎉", "第{n}部分，共{count}部分：这一段的字幕",
+            "الجزء {n} من {count}: تعليق هذا المقطع")
+
+
 def _segments(count: int, *, with_text: bool) -> list[Segment]:
     step = DURATION / count
     return [Segment(i, round(i * step, 3), round((i + 1) * step, 3),
-                    f"Part {i + 1} of {count}: the caption of this segment" if with_text else None)
+                    CAPTIONS[i % len(CAPTIONS)].format(n=i + 1, count=count) if with_text else None)
             for i in range(count)]
 
 
-def _ffmpeg(args: list[str]) -> None:
-    subprocess.run([tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+def _ffmpeg(args: list[str], environment: dict[str, str] | None = None) -> None:
+    subprocess.run([tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True,
+                   env={**os.environ, **environment} if environment else None)
 
 
 def _encoder() -> list[str]:
@@ -63,14 +69,18 @@ def run_engine(source: Path, media: MediaInfo, segments: list[Segment], out: Pat
 def run_per_segment(source: Path, media: MediaInfo, segments: list[Segment], out: Path) -> None:
     """The running backend's method: one ffmpeg per segment, ``-ss`` after ``-i``, same filters."""
     out.mkdir(parents=True, exist_ok=True)
+    config = out / "fonts.conf"
+    config.write_text(subtitles.fontconfig(fonts_dir()), encoding="utf-8")
     for segment in segments:
-        single = [Segment(0, 0.0, media.duration, segment.text)]
-        text_file = out / f"text_{segment.index:03d}.txt"
-        text_file.write_text(textfile_content(segment.text or "", *command.output_size(media)), encoding="utf-8")
-        graph = command.video_filters(media, single, {segment.text: text_file} if segment.text else {}, font())
+        document = subtitles.captions(media, [Segment(0, 0.0, media.duration, segment.text)], font_table())
+        captions = None
+        if document is not None:
+            captions = out / f"captions_{segment.index:03d}.ass"
+            captions.write_text(document, encoding="utf-8")
         _ffmpeg(["-i", str(source), "-ss", f"{segment.start:.3f}", "-t", f"{segment.duration:.3f}",
-                 "-map", "0:v:0", "-map", "0:a:0", "-vf", graph, *_encoder(), "-movflags", "+faststart",
-                 str(out / command.segment_name(segment.index))])
+                 "-map", "0:v:0", "-map", "0:a:0", "-vf", command.video_filters(media, captions), *_encoder(),
+                 "-movflags", "+faststart", str(out / command.segment_name(segment.index))],
+                {"FONTCONFIG_FILE": str(config)})
 
 
 def run_bare(source: Path, out: Path) -> None:
@@ -143,6 +153,8 @@ def measure(repeat: int) -> tuple[dict[str, list[tuple[float, float]]], float]:
         plain = _segments(count, with_text=False)
         cases[f"engine, {count} segments, text"] = \
             lambda out, s=texts: run_engine(source, media, s, out, SETTINGS)
+        cases[f"engine, {count} segments, no text"] = \
+            lambda out, s=plain: run_engine(source, media, s, out, SETTINGS)
         cases[f"per-segment -ss after -i, {count} segments, text"] = \
             lambda out, s=texts: run_per_segment(source, media, s, out)
         cases[f"engine stream copy, {count} segments"] = \
@@ -185,6 +197,10 @@ def report(samples: dict[str, list[tuple[float, float]]], load: float) -> str:
         lines.append(f"- engine at {count} segments within 1.10x of the bare transcode: "
                      + " / ".join(f"{e / f:.2f}x {'met' if e / f <= 1.10 else 'NOT met'}"
                                   for e, f in zip(engine, (floor_wall, floor_cpu))))
+    for count in SEGMENT_COUNTS:
+        text, plain = medians[f"engine, {count} segments, text"], medians[f"engine, {count} segments, no text"]
+        lines.append(f"- what the captions cost at {count} segments (text / no text): "
+                     + " / ".join(f"{t / p:.3f}x" for t, p in zip(text, plain)))
     for count, target in zip(SEGMENT_COUNTS, (1.4, 2.5)):
         engine, per_segment = medians[f"engine, {count} segments, text"], \
             medians[f"per-segment -ss after -i, {count} segments, text"]
@@ -211,9 +227,10 @@ def write_readme(table: str, machine: str) -> None:
         "`python -m bench.engine_bench` (not part of the test suite). Input: a generated 1080p,",
         "30 fps, 60 s video with AAC audio (testsrc2 and a sine tone) encoded like a phone's",
         "upload: H.264 High, CABAC, 16 Mb/s, one keyframe a second. Every method uses libx264",
-        "`veryfast` CRF 23 and AAC 128k; the text cases draw one caption per segment, and the",
-        "per-segment method (the running backend's: one ffmpeg per segment, `-ss` after `-i`)",
-        "draws it with the same filters. Engine times include checking every output with",
+        "`veryfast` CRF 23 and AAC 128k; the text cases draw one caption per segment, in three",
+        "scripts in turn (Latin with an emoji, Chinese, Arabic), and the per-segment method (the",
+        "running backend's: one ffmpeg per segment, `-ss` after `-i`) draws it with the same",
+        "filters (libass, `ass` filter). Engine times include checking every output with",
         "ffprobe. Wall time is what a job waits; CPU time (all processes) is the steadier figure",
         "on a shared machine.",
         "",
