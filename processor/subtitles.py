@@ -6,7 +6,7 @@ which names the layer's fonts folder and nothing else: no host font (a Celery wo
 take part, so Lambda and Celery draw the same pixels.
 
 User text reaches libass only as the text of a Dialogue line in this file, never the filter
-graph, and libass expands no ``%{...}``. Inside the text three things would be markup: an
+graph, and libass expands no ``%{...}``. Inside the text two things would be markup: an
 override block ``{...}``, and the escapes ``\\N``, ``\\n``, ``\\h``, ``\\{``, ``\\}``. Braces are
 written as ``\\{`` and ``\\}``, and a backslash is followed by a WORD JOINER (U+2060, drawn as
 nothing), so no escape can form: mpv escapes its on-screen text the same way.

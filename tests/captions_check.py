@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, features
 
 from processor import binaries
-from processor.fonts import Face, Run
+from processor.fonts import Face
 from processor.overlay import Line, Wrapper, is_right_to_left, style_for
 from processor.subtitles import WORD_JOINER
 from sandbox.media import streams
