@@ -66,8 +66,10 @@ def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) ->
     return [
         statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn]),
         statement("ReadRouterFlags", ["ssm:GetParameter"], [parameter_arn]),
-        # The router records its decision with one conditional UpdateItem and never reads a row.
+        # The router records its decision with one conditional UpdateItem; its progress stream
+        # (router.progress_events) reads the row, for jobs whose progress cannot reach Redis.
         statement("RecordDispatch", ["dynamodb:UpdateItem"], [table_arn]),
+        statement("ReadJobProgress", ["dynamodb:GetItem"], [table_arn]),
     ]
 
 
