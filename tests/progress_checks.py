@@ -6,7 +6,9 @@ Written from the backend (models.py, tasks.py) and its frontend (Processing.vue)
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -93,3 +95,61 @@ class ChannelRecorder:
 
     def close(self) -> None:
         self.pubsub.close()
+
+
+def collect(job_id: str, *, redis_url: str | None, table: Any, timeout: float = 120.0,
+            **options: Any) -> list[dict[str, Any]]:
+    """Everything `router.progress_events` yields for ``job_id``, until it ends by itself."""
+    import redis.asyncio as aioredis
+
+    from router import progress_events
+
+    async def run() -> list[dict[str, Any]]:
+        client = aioredis.Redis.from_url(redis_url) if redis_url else None
+        seen = []
+        try:
+            async for update in progress_events(job_id, redis=client, table=table, **options):
+                seen.append(update)
+        finally:
+            if client is not None:
+                await client.connection_pool.disconnect()
+        return seen
+
+    return asyncio.run(asyncio.wait_for(run(), timeout))
+
+
+class HelperRecorder:
+    """`collect` on a thread of its own, started before the job so it sees it from the start."""
+
+    def __init__(self, job_id: str, *, redis_url: str | None, table: Any, **options: Any) -> None:
+        self.updates: list[dict[str, Any]] | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(job_id, redis_url, table, options), daemon=True)
+        self._thread.start()
+        if redis_url is not None:
+            import redis
+
+            counter = redis.Redis.from_url(redis_url)
+            deadline = time.monotonic() + 10
+            while counter.pubsub_numsub(f"job_progress_{job_id}")[0][1] == 0:
+                assert time.monotonic() < deadline, "the helper did not subscribe"
+                time.sleep(0.01)
+
+    def _run(self, job_id: str, redis_url: str | None, table: Any, options: dict[str, Any]) -> None:
+        try:
+            self.updates = collect(job_id, redis_url=redis_url, table=table, **options)
+        except BaseException as error:  # noqa: BLE001 - reported by result()
+            self.error = error
+
+    def result(self, timeout: float = 120.0) -> list[dict[str, Any]]:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the helper did not end after the job's last message"
+        if self.error is not None:
+            raise self.error
+        return self.updates
+
+
+def assert_no_repeats(updates: list[dict[str, Any]]) -> None:
+    states = [(u["stage"], u["progress_percentage"], u["current_segment"], len(u["output_urls"] or ()))
+              for u in updates]
+    assert len(states) == len(set(states)), states

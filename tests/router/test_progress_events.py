@@ -29,7 +29,7 @@ from router import progress_events
 from sandbox.media import make_video
 from sandbox.servers import free_port
 from tests.jobworld import LambdaContext, queue_job
-from tests.progress_checks import check_job_messages, validate
+from tests.progress_checks import assert_no_repeats, check_job_messages, collect, validate
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "router.md"
 TIMEOUT = 120.0
@@ -40,32 +40,10 @@ def clip(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("media") / "clip.mp4", duration=5.0)
 
 
-def collect(job_id: str, *, redis_url: str | None, table: Any, **options: Any) -> list[dict[str, Any]]:
-    """Everything the helper yields for ``job_id``, until it ends by itself."""
-    async def run() -> list[dict[str, Any]]:
-        client = aioredis.Redis.from_url(redis_url) if redis_url else None
-        seen = []
-        try:
-            async for update in progress_events(job_id, redis=client, table=table, **options):
-                seen.append(update)
-        finally:
-            if client is not None:
-                await client.connection_pool.disconnect()
-        return seen
-
-    return asyncio.run(asyncio.wait_for(run(), TIMEOUT))
-
-
 def run_job_in_background(queued, **event) -> threading.Thread:
     thread = threading.Thread(target=lambda_handler, args=(queued.event(**event), LambdaContext()), daemon=True)
     thread.start()
     return thread
-
-
-def assert_no_repeats(updates: list[dict[str, Any]]) -> None:
-    states = [(u["stage"], u["progress_percentage"], u["current_segment"], len(u["output_urls"] or ()))
-              for u in updates]
-    assert len(states) == len(set(states)), states
 
 
 def test_a_job_streams_from_redis_and_the_row_without_repeats(backend_world, clip, job_id, redis_url, monkeypatch):
