@@ -8,7 +8,6 @@ backend's main.py (an APIRouter bound to `router`, the async Redis pool helper, 
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import re
@@ -106,7 +105,7 @@ def test_a_failed_job_gives_the_reason(backend_world, clip, job_id, redis_url):
 
 def test_messages_not_in_todays_shape_or_of_another_job_are_dropped(backend_world, clip, job_id, redis_url):
     """What is on the channel is checked, not trusted: it reaches every browser on the job."""
-    queued = queue_job(backend_world, clip, job_id)
+    queue_job(backend_world, clip, job_id)  # the row says QUEUED; no worker runs it
     publisher = sync_redis.Redis.from_url(redis_url)
     channel = f"job_progress_{job_id}"
     base = {"job_id": job_id, "message": "m", "current_segment": None, "total_segments": None,
