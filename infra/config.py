@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pulumi
@@ -21,6 +21,8 @@ NAMESPACE = "lambda-video-processor"
 
 # Reads one raw configuration value by its full key ("ns:key"): a string, an object's JSON, or None.
 RawConfig = Callable[[str], "str | None"]
+# Whether a key was set with `pulumi config set --secret` (stored encrypted in the stack file).
+IsSecret = Callable[[str], bool]
 
 # The longest names derived from projectName must fit AWS: the artifacts bucket
 # "{projectName}-artifacts-<7 random>" S3's 63 characters, the default role name
@@ -35,6 +37,8 @@ IAM_POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}")
 # An S3 key prefix that is safe inside an IAM resource: no wildcard, no policy variable, no
 # leading slash (S3 keys have none), ending in "/" so "uploads" cannot also match "uploads-old/".
 UPLOAD_PREFIX = re.compile(r"[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*/")
+# redis://[[user]:password@]host[:port][/db] or rediss:// (TLS, as Railway's public proxy wants).
+REDIS_URL = re.compile(r"rediss?://(?:[^@/\s]*@)?[A-Za-z0-9.-]+(?::\d{1,5})?(?:/\d{0,2})?")
 
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                       2192, 2557, 2922, 3288, 3653)
@@ -83,6 +87,8 @@ class Settings:
     existing: ExistingResources
     function: FunctionSettings
     railway_user_name: str | None
+    # The Redis the function publishes progress to; it holds a password, so it is never printed.
+    progress_redis_url: str | None = field(default=None, repr=False)
 
     @property
     def function_name(self) -> str:
@@ -91,6 +97,10 @@ class Settings:
     @property
     def flags_parameter_name(self) -> str:
         return f"/{self.project_name}/{self.environment}/router-flags"
+
+    @property
+    def progress_redis_parameter_name(self) -> str:
+        return f"/{self.project_name}/{self.environment}/progress-redis-url"
 
 
 def _key(name: str) -> str:
@@ -187,7 +197,21 @@ def _function(raw: str | None) -> FunctionSettings:
     )
 
 
-def load(get: RawConfig) -> Settings:
+def _progress_redis_url(get: RawConfig, is_secret: IsSecret) -> str | None:
+    key = _key("progressRedisUrl")
+    value = get(key)
+    if value is None:
+        return None
+    # The messages never repeat the value: it holds the Redis password.
+    if not is_secret(key):
+        raise ConfigError(key, "holds a password: set it with `pulumi config set --secret progressRedisUrl ...` "
+                               "so the stack file keeps it encrypted")
+    if not REDIS_URL.fullmatch(value.strip()):
+        raise ConfigError(key, "must be a Redis URL, rediss://[:PASSWORD@]HOST:PORT[/DB] (or redis://)")
+    return value.strip()
+
+
+def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
     """Validate the stack configuration read through ``get``; raise ConfigError naming the first bad key."""
     def scalar(name: str, default: str) -> str:
         value = get(_key(name))
@@ -216,9 +240,10 @@ def load(get: RawConfig) -> Settings:
         function=_function(get(_key("function"))),
         railway_user_name=None if railway_user is None else _text(
             _key("railwayUserName"), railway_user, IAM_NAME, "an IAM user name"),
+        progress_redis_url=_progress_redis_url(get, is_secret),
     )
 
 
 def from_stack() -> Settings:
     """The current stack's settings, as `pulumi preview` and `pulumi up` pass them to the program."""
-    return load(pulumi.runtime.get_config)
+    return load(pulumi.runtime.get_config, pulumi.runtime.is_config_secret)

@@ -52,12 +52,16 @@ def environment(settings: Settings) -> dict[str, str]:
 
     ``MAX_ATTEMPTS`` tells the processor which delivery is Lambda's last (the first try plus
     the configured retries), so that attempt fails the job instead of leaving it PROCESSING.
+    ``PROGRESS_REDIS_PARAMETER`` names the parameter holding the progress Redis URL: the name
+    only, never the URL (`infra.progress_redis`).
     """
     variables = {
         "S3_BUCKET_NAME": settings.existing.bucket_name,
         "DYNAMODB_TABLE_NAME": settings.existing.table_name,
         "MAX_ATTEMPTS": str(settings.function.max_retry_attempts + 1),
     }
+    if settings.progress_redis_url is not None:
+        variables["PROGRESS_REDIS_PARAMETER"] = settings.progress_redis_parameter_name
     reserved = sorted(RESERVED_ENVIRONMENT_KEYS & variables.keys())
     if reserved:
         raise ValueError(f"Lambda reserves the environment variables {reserved}; the function cannot set them")

@@ -42,8 +42,8 @@ def document(statements: list[dict[str, Any]]) -> str:
 
 
 def processor_statements(bucket_arn: str, upload_prefix: str, table_arn: str, queue_arn: str,
-                         log_group_arn: str) -> list[dict[str, Any]]:
-    return [
+                         log_group_arn: str, progress_parameter_arn: str | None = None) -> list[dict[str, Any]]:
+    statements = [
         statement("ReadUploads", ["s3:GetObject"], [f"{bucket_arn}/{upload_prefix}*"]),
         # AbortMultipartUpload lets boto3 clean up a failed multipart upload of a large segment
         # instead of leaving billed, invisible parts behind.
@@ -54,21 +54,32 @@ def processor_statements(bucket_arn: str, upload_prefix: str, table_arn: str, qu
         # The group ARN for CreateLogStream, its streams for PutLogEvents.
         statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group_arn, f"{log_group_arn}:*"]),
     ]
+    if progress_parameter_arn is not None:
+        # The SecureString is encrypted with the account's aws/ssm key, whose key policy lets
+        # the account's principals decrypt through SSM: no kms statement is needed, and reading
+        # is controlled by this one GetParameter on this one parameter.
+        statements.append(statement("ReadProgressRedisUrl", ["ssm:GetParameter"], [progress_parameter_arn]))
+    return statements
 
 
 def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) -> list[dict[str, Any]]:
     return [
         statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn]),
         statement("ReadRouterFlags", ["ssm:GetParameter"], [parameter_arn]),
-        # The router records its decision with one conditional UpdateItem and never reads a row.
+        # The router records its decision with one conditional UpdateItem; its progress stream
+        # (router.progress_events) reads the row, for jobs whose progress cannot reach Redis.
         statement("RecordDispatch", ["dynamodb:UpdateItem"], [table_arn]),
+        statement("ReadJobProgress", ["dynamodb:GetItem"], [table_arn]),
     ]
 
 
 def processor_access(settings: Settings, existing: Existing, log_group: aws.cloudwatch.LogGroup,
-                     failure_queue: aws.sqs.Queue) -> ProcessorAccess:
-    policy_document = pulumi.Output.all(existing.bucket.arn, existing.table.arn, failure_queue.arn,
-                                        log_group.arn).apply(
+                     failure_queue: aws.sqs.Queue,
+                     progress_parameter: aws.ssm.Parameter | None = None) -> ProcessorAccess:
+    arns = [existing.bucket.arn, existing.table.arn, failure_queue.arn, log_group.arn]
+    if progress_parameter is not None:
+        arns.append(progress_parameter.arn)
+    policy_document = pulumi.Output.all(*arns).apply(
         lambda arns: document(processor_statements(arns[0], settings.existing.upload_prefix, *arns[1:])))
     policy = aws.iam.Policy(
         "video-processor-policy",

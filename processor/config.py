@@ -1,7 +1,9 @@
 """The processor's configuration, read once from the environment.
 
 Lambda sets ``S3_BUCKET_NAME`` and ``DYNAMODB_TABLE_NAME`` (the Pulumi program declares them);
-the Celery worker gets the same variables from Railway.
+the Celery worker gets the same variables from Railway. Progress goes to the Redis of
+``REDIS_URL`` (the worker's broker) or, in Lambda, of the URL held in the SecureString parameter
+named by ``PROGRESS_REDIS_PARAMETER`` (read once per process, see `processor.publisher`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Settings:
     encode: EncodeSettings
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     lease_seconds: int = DEFAULT_LEASE_SECONDS
+    progress_redis_parameter: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -62,4 +65,5 @@ class Settings:
             encode=EncodeSettings.from_env(),
             max_attempts=_positive_int("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
             lease_seconds=_positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
+            progress_redis_parameter=os.environ.get("PROGRESS_REDIS_PARAMETER", "").strip() or None,
         )

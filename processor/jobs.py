@@ -26,6 +26,10 @@ from botocore.exceptions import ClientError
 from processor.aws_errors import aws_call
 from processor.contract import utc_timestamp
 from processor.errors import ProcessorError
+from processor.progress_update import COMPLETED as COMPLETED_STAGE
+from processor.progress_update import FAILED as FAILED_STAGE
+# processing_stage of a job claimed (or handed back for a retry) and not started: today's first stage.
+from processor.progress_update import QUEUED as QUEUED_STAGE
 
 QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
 MAX_ERROR_MESSAGE = 1000
@@ -99,11 +103,11 @@ class JobStore:
             "SET #status = :processing, processing_attempt_id = :attempt, lease_expires_at = :lease, "
             "processing_started_at = :now, updated_at = :now, processed_by = :backend, "
             "processing_stage = :stage, progress_percentage = :zero "
-            "ADD processing_attempts :one REMOVE error_message, error_type, last_error",
+            "ADD processing_attempts :one REMOVE error_message, error_type, last_error, current_segment, total_segments",
             _CLAIMABLE,
             {":processing": PROCESSING, ":queued": QUEUED, ":attempt": attempt_id, ":now": now,
              ":lease": self._lease(), ":now_epoch": int(time.time()), ":backend": backend,
-             ":stage": "claimed", ":zero": 0, ":one": 1},
+             ":stage": QUEUED_STAGE, ":zero": 0, ":one": 1},
         )
         row = self.get(job_id) or {}
         return Claim(claimed, attempt_id, attempts=int(row.get("processing_attempts", 0)),
@@ -112,16 +116,30 @@ class JobStore:
                      upload_key=row.get("bucket_location"),
                      segments_planned=int(row.get("segments_planned", 0)))
 
-    def progress(self, job_id: str, attempt_id: str, stage: str, percentage: int, segments_planned: int = 0) -> None:
-        """Record progress and renew the lease (the holder's heartbeat)."""
+    def progress(self, job_id: str, attempt_id: str, *, stage: str, percentage: float,
+                 current_segment: int | None = None, total_segments: int | None = None,
+                 segments_planned: int = 0) -> None:
+        """Record progress and renew the lease (the holder's heartbeat).
+
+        The fields are those of today's progress messages, so the backend's status endpoint and
+        the router's stream helper read the state the Redis channel carries.
+        """
         expression = ("SET processing_stage = :stage, progress_percentage = :pct, updated_at = :now, "
                       "lease_expires_at = :lease")
-        values = {":stage": stage, ":pct": percentage, ":now": utc_timestamp(), ":attempt": attempt_id,
+        values = {":stage": stage, ":pct": _decimal(percentage), ":now": utc_timestamp(), ":attempt": attempt_id,
                   ":processing": PROCESSING, ":lease": self._lease()}
+        if total_segments:
+            expression += ", total_segments = :total"
+            values[":total"] = total_segments
         if segments_planned:
             # Kept for a later attempt's cleanup, should this one die after uploading some.
             expression += ", segments_planned = :planned"
             values[":planned"] = segments_planned
+        if current_segment is not None:
+            expression += ", current_segment = :current"
+            values[":current"] = current_segment
+        else:
+            expression += " REMOVE current_segment"
         if not self._update("progress", job_id, expression, _OWNED, values):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
 
@@ -131,11 +149,12 @@ class JobStore:
         if not self._update(
             "completion", job_id,
             "SET #status = :completed, output_s3_urls = :keys, segments_created = :count, "
-            "segment_durations = :durations, processing_stage = :completed_stage, "
-            "progress_percentage = :hundred, completed_at = :now, updated_at = :now REMOVE lease_expires_at",
+            "segment_durations = :durations, processing_stage = :completed_stage, current_segment = :count, "
+            "total_segments = :count, progress_percentage = :hundred, completed_at = :now, updated_at = :now "
+            "REMOVE lease_expires_at",
             _OWNED,
             {":completed": COMPLETED, ":keys": list(keys), ":count": len(keys),
-             ":durations": [_decimal(d) for d in durations], ":completed_stage": "completed",
+             ":durations": [_decimal(d) for d in durations], ":completed_stage": COMPLETED_STAGE,
              ":hundred": 100, ":now": now, ":attempt": attempt_id, ":processing": PROCESSING},
         ):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
@@ -149,7 +168,7 @@ class JobStore:
             "processing_stage = :failed_stage, failed_at = :now, updated_at = :now REMOVE lease_expires_at",
             _OWNED,
             {":failed": FAILED, ":message": message[:MAX_ERROR_MESSAGE], ":type": error_type,
-             ":failed_stage": "failed", ":now": now, ":attempt": attempt_id, ":processing": PROCESSING},
+             ":failed_stage": FAILED_STAGE, ":now": now, ":attempt": attempt_id, ":processing": PROCESSING},
         )
 
     def fail_unclaimed(self, job_id: str, message: str, error_type: str) -> bool:
@@ -161,7 +180,7 @@ class JobStore:
             "processing_stage = :failed_stage, failed_at = :now, updated_at = :now",
             f"attribute_exists(video_id) AND ({_CLAIMABLE})",
             {":failed": FAILED, ":message": message[:MAX_ERROR_MESSAGE], ":type": error_type,
-             ":failed_stage": "failed", ":now": now, ":queued": QUEUED, ":processing": PROCESSING,
+             ":failed_stage": FAILED_STAGE, ":now": now, ":queued": QUEUED, ":processing": PROCESSING,
              ":now_epoch": int(time.time())},
         )
 
@@ -171,6 +190,6 @@ class JobStore:
             "release", job_id,
             "SET lease_expires_at = :zero, last_error = :message, processing_stage = :stage, updated_at = :now",
             _OWNED,
-            {":zero": 0, ":message": message[:MAX_ERROR_MESSAGE], ":stage": "retrying",
+            {":zero": 0, ":message": message[:MAX_ERROR_MESSAGE], ":stage": QUEUED_STAGE,
              ":now": utc_timestamp(), ":attempt": attempt_id, ":processing": PROCESSING},
         )

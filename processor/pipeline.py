@@ -35,7 +35,9 @@ from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.plan import candidate_texts, plan
 from processor.probe import probe
+from processor import progress_update as stages
 from processor.progress import ProgressReporter
+from processor.publisher import ProgressPublisher, progress_publisher
 from processor.storage import VideoStorage
 
 
@@ -77,11 +79,13 @@ def check_deadline(deadline: float) -> None:
 
 
 class JobRunner:
-    def __init__(self, settings: Settings, store: JobStore, storage: VideoStorage, backend: str) -> None:
+    def __init__(self, settings: Settings, store: JobStore, storage: VideoStorage, backend: str,
+                 publisher: ProgressPublisher | None = None) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
         self.backend = backend
+        self.publisher = publisher
 
     def run_request(self, parse: Callable[[], Job], job_id: Any, *, deadline: float, wait_if_busy: bool) -> Outcome:
         """Validate (``parse``) then run; a job that breaks the contract is failed, not retried."""
@@ -95,6 +99,11 @@ class JobRunner:
                 pass  # Without a usable job id there is no row to mark; the log line is the record.
             log("invalid_job", job_id=job_id if isinstance(job_id, str) else None, level=logging.ERROR,
                 error=str(error), row_marked_failed=marked, backend=self.backend)
+            if marked:
+                # The browser waiting on this job learns why, as from any other failure.
+                reporter = ProgressReporter(job_id, publisher=self.publisher)
+                reporter.failed(str(error))
+                reporter.close()
             return Outcome(str(job_id), "failed", error_type=error.error_type, message=str(error))
         return self.run(job, deadline=deadline, wait_if_busy=wait_if_busy)
 
@@ -121,11 +130,17 @@ class JobRunner:
             return Outcome(job.job_id, "skipped", message=f"job is already {claim.status}")
         log("claimed", job_id=job.job_id, attempt=attempt, attempts=claim.attempts, backend=self.backend,
             s3_key=job.s3_key)
-        reporter = ProgressReporter(job.job_id, store=self.store, attempt_id=attempt,
-                                    redis_url=self.settings.redis_url)
+        reporter = ProgressReporter(job.job_id, store=self.store, attempt_id=attempt, publisher=self.publisher)
+        try:
+            return self._attempt(job, attempt, claim, reporter, deadline)
+        finally:
+            reporter.close()
+
+    def _attempt(self, job: Job, attempt: str, claim: Claim, reporter: ProgressReporter, deadline: float) -> Outcome:
         # An earlier attempt that died may have uploaded some of its segments.
         planned = claim.segments_planned
         try:
+            reporter.stage(stages.QUEUED)
             check_deadline(deadline)
             if claim.upload_key is not None and claim.upload_key != job.s3_key:
                 # The request names the key; the backend's own row says which upload this job is.
@@ -135,27 +150,30 @@ class JobRunner:
             check_texts(candidate_texts(job.text_strategy, job.text_input))
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
                 work = Path(scratch)
-                reporter.update("downloading", message="downloading the upload")
+                reporter.stage(stages.DOWNLOADING)
                 source = self.storage.download(
-                    job.s3_key, work, lambda f: reporter.update("downloading", f, "downloading the upload"))
+                    job.s3_key, work, lambda f: reporter.stage(stages.DOWNLOADING, fraction=f))
                 check_deadline(deadline)
-                reporter.update("analyzing", message="reading the video")
+                reporter.stage(stages.ANALYZING)
                 media = probe(source)
                 segments = plan(job, media.duration)
                 planned = max(planned, len(segments))
-                reporter.total_segments = len(segments)
+                reporter.plan([segment.end for segment in segments])
                 (work / "segments").mkdir()
+                reporter.stage(stages.PROCESSING, message=f"Processing {len(segments)} segments...",
+                               current_segment=1)
                 files = cut(source, segments, work / "segments", self.settings.encode, media=media,
-                            on_progress=lambda f: reporter.update("processing", f, "cutting segments"),
-                            deadline=deadline)
+                            on_progress=reporter.encoding, deadline=deadline)
                 check_deadline(deadline)
+                # Stream copy cuts at keyframes: there may be fewer files than planned segments.
+                reporter.total_segments = len(files)
 
                 def uploaded(index: int) -> None:
-                    reporter.update("uploading", (index + 1) / planned, "uploading segments", index + 1)
+                    reporter.segment_uploaded([job.output_key(i) for i in range(index + 1)])
                     check_deadline(deadline)
 
-                reporter.update("uploading", message="uploading segments")
                 keys = self.storage.upload_segments(job, [f.path for f in files], uploaded)
+                reporter.stage(stages.UPLOADING, output_urls=keys)
                 self.store.complete(job.job_id, attempt, keys, [f.duration for f in files])
         except ClaimLostError as error:
             log("superseded", job_id=job.job_id, level=logging.WARNING, error=str(error))
@@ -174,16 +192,19 @@ class JobRunner:
             logging.getLogger("processor").exception("unexpected error")
             return self._fail(job, attempt, reporter, InternalError(), planned,
                               f"internal error: {type(error).__name__}: {error}")
-        reporter.finish("completed", f"{len(keys)} segments ready")
+        reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
     def _fail(self, job: Job, attempt: str, reporter: ProgressReporter, error: ProcessorError, planned: int,
               message: str) -> Outcome:
-        if self.store.fail(job.job_id, attempt, message, error.error_type):
+        marked = self.store.fail(job.job_id, attempt, message, error.error_type)
+        if marked:
             # Only the holder of the job may remove its segments: a newer attempt may be writing them.
             self.storage.delete(job, planned)
         log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error.error_type, error=message)
-        reporter.finish("failed", message)
+        if marked:
+            # Told only with the row: a job another attempt now holds has not failed.
+            reporter.failed(message)
         return Outcome(job.job_id, "failed", error_type=error.error_type, message=message)
 
 
@@ -199,4 +220,5 @@ def build_runner(backend: str) -> JobRunner:
     settings = Settings.from_env()
     s3, dynamodb = _aws(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL"))))
     return JobRunner(settings, JobStore(settings.table, dynamodb, settings.lease_seconds),
-                     VideoStorage(settings.bucket, s3), backend)
+                     VideoStorage(settings.bucket, s3), backend,
+                     progress_publisher(settings.redis_url, settings.progress_redis_parameter))

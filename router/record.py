@@ -4,7 +4,7 @@ The row belongs to the backend (it creates it) and then to the worker (it claims
 it). A PutItem here could overwrite a worker's ``PROCESSING``; an unconditional UpdateItem would
 create a half row for a job the backend never wrote. So every write is conditional on the row
 existing, the routing record never touches ``status``, and ``FAILED`` is only written over a
-row no worker has claimed.
+row no worker has claimed. The one read is the progress stream's (`router.progress`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ class JobTable:
                 raise RecordError("no job table configured (set DYNAMODB_TABLE_NAME)")
             self._table = boto3.session.Session().resource("dynamodb", config=TABLE_CONFIG).Table(self.name)
         return self._table
+
+    def read(self, job_id: str) -> dict[str, Any] | None:
+        """The row as it is now (a strongly consistent GetItem), or None if there is none."""
+        return self._dynamodb_table().get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
 
     def record(self, job_id: str, decision: Decision) -> None:
         """Note where the job goes; refuses (`RowMissingError`) a job whose row does not exist."""

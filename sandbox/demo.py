@@ -4,20 +4,25 @@ A moto server plays AWS (the backend's bucket and job table, the router's flags 
 a sample video is uploaded and two job rows are written as the backend writes them, the
 operators' flags are set with ``python -m router``, and ``router.dispatch`` sends one job to
 Lambda and one to Celery. The Lambda job runs from the built function zip and layer zip in a
-Lambda-shaped process (`sandbox.lambda_invoker`); the Celery job runs on a real worker. It
-ends with a table and a contact sheet, and exits non-zero if any job did not complete.
+Lambda-shaped process (`sandbox.lambda_invoker`); the Celery job runs on a real worker. Both
+publish progress on Redis (the function through the secret ``progressRedisUrl``, as deployed),
+and the demo follows each job as the backend's stream endpoint would, with
+``router.progress_events``, printing every message. It ends with a table, the stages seen for
+each job and a contact sheet, and exits non-zero if any job did not complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
@@ -43,9 +48,10 @@ class DemoJob:
     user: str
     backend: str
     reason: str
-    dispatched: float
+    dispatched: float = 0.0
     finished: float | None = None
     row: dict | None = None
+    stages: list[str] = field(default_factory=list)
 
 
 def say(message: str) -> None:
@@ -58,23 +64,46 @@ def router_cli(*args: str) -> None:
         raise SystemExit(f"python -m router {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-def follow(jobs: list[DemoJob], timeout: float) -> None:
-    """Poll the job rows, printing each stage change, until every job has finished."""
-    seen: dict[str, tuple] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for job in jobs:
-            row = backend.get_job_row(job.job_id) or {}
-            state = (row.get("status"), row.get("processing_stage"), row.get("progress_percentage"))
-            if state != seen.get(job.job_id):
-                seen[job.job_id] = state
-                print(f"    {job.user:6} {job.backend:7} {state[0] or '?':10} {state[1] or '':12} "
-                      f"{int(state[2] or 0):3d}%", flush=True)
-            if job.finished is None and row.get("status") in ("COMPLETED", "FAILED"):
-                job.finished, job.row = time.monotonic(), row
-        if all(job.finished is not None for job in jobs):
-            return
-        time.sleep(0.25)
+class ProgressStream:
+    """One job followed as the backend's stream endpoint follows it: `router.progress_events`
+    (its Redis channel and its row), each message printed as it comes."""
+
+    def __init__(self, job: DemoJob, redis_url: str, table: str) -> None:
+        self.job = job
+        self._thread = threading.Thread(target=self._run, args=(redis_url, table), daemon=True)
+        self._thread.start()
+        import redis
+
+        counter, deadline = redis.Redis.from_url(redis_url), time.monotonic() + 10
+        while counter.pubsub_numsub(f"job_progress_{job.job_id}")[0][1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # subscribed before the job is sent, so no message is missed
+
+    def _run(self, redis_url: str, table: str) -> None:
+        import redis.asyncio as aioredis
+
+        from router import progress_events
+
+        async def follow() -> None:
+            client = aioredis.Redis.from_url(redis_url)
+            try:
+                async for update in progress_events(self.job.job_id, redis=client, table=table):
+                    self.job.stages.append(update["stage"])
+                    segment = (f"segment {update['current_segment']}/{update['total_segments']}"
+                               if update["current_segment"] else "")
+                    print(f"    {self.job.user:6} {update['stage']:20} {update['progress_percentage']:5.1f}%  "
+                          f"{segment}", flush=True)
+            finally:
+                await client.connection_pool.disconnect()
+            self.job.finished = time.monotonic()
+
+        try:
+            asyncio.run(asyncio.wait_for(follow(), JOB_TIMEOUT_SECONDS))
+        except (TimeoutError, asyncio.TimeoutError):
+            print(f"    {self.job.user:6} no completed or failed message within {JOB_TIMEOUT_SECONDS} s", flush=True)
+
+    def wait(self) -> None:
+        self._thread.join(JOB_TIMEOUT_SECONDS + 5)
+        self.job.row = backend.get_job_row(self.job.job_id)
 
 
 def contact_sheet(segment_paths: list[Path], output: Path) -> Path:
@@ -113,6 +142,9 @@ def report(jobs: list[DemoJob], out: Path, bucket: str) -> bool:
             local.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(local))
             segments.append(local)
+    print("\nstages seen (router.progress_events: the Redis channel and the job row)")
+    for job in jobs:
+        print(f"  {job.user:6} {job.backend:7} {' > '.join(dict.fromkeys(job.stages)) or 'none'}")
     if segments:
         print(f"\nsegments:      {out / 'segments'}")
         print(f"contact sheet: {contact_sheet(segments, out / 'contact-sheet.png')}")
@@ -131,15 +163,19 @@ def main(argv: list[str] | None = None) -> int:
 
     say("building the layer zip and the function zip (pinned sources, reproducible bytes)")
     layer_zip, code_zip = layer_build.build(), function_package.build()
-    say("reading the function's declared settings from the Pulumi program (run under mocks)")
-    declared = run_program(MINIMAL_CONFIG)
-    function = declared.named("video-processor").inputs
 
     with moto_server() as moto, redis_server() as redis_url:
         os.environ.update(moto.environment())
         say(f"AWS is a moto server at {moto.endpoint}; Redis at {redis_url}")
+        say("reading the function's declared settings from the Pulumi program (run under mocks), with "
+            "this Redis as the secret progressRedisUrl")
+        declared = run_program({**MINIMAL_CONFIG, "progressRedisUrl": redis_url}, secrets=["progressRedisUrl"])
+        function = declared.named("video-processor").inputs
         bucket, table = backend.create_bucket(), backend.create_table()
         boto3.client("ssm").put_parameter(Name=FLAGS_PARAMETER, Type="String", Value=json.dumps({"phase": "celery"}))
+        # What `pulumi up` writes: the URL as a SecureString; the function knows only its name.
+        parameter = declared.named("progress-redis-url").inputs
+        boto3.client("ssm").put_parameter(Name=parameter["name"], Type=parameter["type"], Value=parameter["value"])
         sample = make_video(out / "sample.mp4", duration=12.0, width=640, height=360)
         say(f"sample video: {sample} (12 s, 640x360, with audio)")
 
@@ -163,18 +199,24 @@ def main(argv: list[str] | None = None) -> int:
             import router
 
             jobs: list[DemoJob] = []
+            streams: list[ProgressStream] = []
             for user, texts in DEMO_JOBS:
-                job_id = str(uuid.uuid4())
+                job = DemoJob(str(uuid.uuid4()), user, "?", "?")
+                job_id = job.job_id
                 key = backend.upload_video(str(sample), f"uploads/{user}/{job_id}.mp4", bucket)
                 backend.put_job_row(job_id, key, table=table, user_id=user, file_size=sample.stat().st_size)
+                streams.append(ProgressStream(job, redis_url, table))
+                job.dispatched = time.monotonic()
                 decision = router.dispatch({
                     "job_id": job_id, "s3_key": key, "user_id": user, "file_size": sample.stat().st_size,
                     "cutting_options": {"type": "fixed", "duration_seconds": 4},
                     "text_strategy": "unique_for_all",
                     "text_input": {"strategy": "unique_for_all", "unique_texts": texts}})
                 say(f"router.dispatch: {user}'s job {job_id[:8]} -> {decision.backend} ({decision.reason})")
-                jobs.append(DemoJob(job_id, user, decision.backend, decision.reason, time.monotonic()))
-            follow(jobs, JOB_TIMEOUT_SECONDS)
+                job.backend, job.reason = decision.backend, decision.reason
+                jobs.append(job)
+            for stream in streams:
+                stream.wait()
         return 0 if report(jobs, out, bucket) else 1
 
 

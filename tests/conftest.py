@@ -10,16 +10,29 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from sandbox import backend
 from sandbox.servers import MotoServer, ServerUnavailable, moto_server, redis_server
+
+
+def _warm_ssm(server: MotoServer) -> None:
+    """moto loads its SSM default parameters on the server's first SSM call: seconds on a busy
+    machine, more than the router's 2-second SSM read timeout. Paid once here, not in a test."""
+    environment = server.environment()
+    ssm = boto3.client("ssm", endpoint_url=server.endpoint, region_name=environment["AWS_REGION"],
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(read_timeout=60, retries={"total_max_attempts": 1}))
+    ssm.describe_parameters(MaxResults=1)
 
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
     try:
         with moto_server() as server:
+            _warm_ssm(server)
             yield server
     except ServerUnavailable as error:
         pytest.fail(f"moto server could not start: {error}")

@@ -19,6 +19,7 @@ from processor import handler
 from processor.handler import lambda_handler
 from sandbox.servers import free_port
 from tests.jobworld import LambdaContext, queue_job
+from tests.progress_checks import ChannelRecorder, check_job_messages
 from sandbox.media import make_not_a_video, make_video
 
 
@@ -97,7 +98,7 @@ def test_a_killed_attempt_stops_renewing_and_its_retry_finishes_the_job(backend_
     child = subprocess.Popen([sys.executable, "-c", script, json.dumps(event)], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while (queued.row() or {}).get("processing_stage") != "processing":
+    while (queued.row() or {}).get("processing_stage") != "processing_segment":
         assert time.monotonic() < deadline and child.poll() is None, "the first attempt never reached ffmpeg"
         time.sleep(0.05)
     child.kill()
@@ -226,24 +227,49 @@ def test_the_last_attempt_fails_the_job_instead_of_raising(queued, monkeypatch):
 
 
 def test_progress_is_published_in_todays_shape_and_logged_per_stage(queued, redis_url, monkeypatch, capfd):
-    import redis
-
     monkeypatch.setenv("REDIS_URL", redis_url)
-    subscriber = redis.Redis.from_url(redis_url).pubsub()
-    subscriber.subscribe(f"job_progress_{queued.job_id}")
-    subscriber.get_message(timeout=1)  # the subscription confirmation
+    channel = ChannelRecorder(redis_url, queued.job_id)
     lambda_handler(queued.event(), LambdaContext())
-    messages = []
-    while (message := subscriber.get_message(timeout=0.5)) is not None:
-        messages.append(json.loads(message["data"]))
-    assert messages, "no progress message was published"
-    assert all(set(m) == {"job_id", "stage", "message", "progress_percentage", "current_segment",
-                          "total_segments", "timestamp"} for m in messages)
-    percentages = [m["progress_percentage"] for m in messages]
-    assert percentages == sorted(percentages)
-    assert messages[-1]["stage"] == "completed" and messages[-1]["progress_percentage"] == 100
-    assert {"downloading", "processing", "uploading", "completed"} <= {m["stage"] for m in messages}
+    messages = channel.until_terminal()
+    row = queued.row()
+    updates = check_job_messages(messages, row, job_id=queued.job_id)
+    assert [u.stage for u in updates][:4] == ["queued", "downloading_video", "analyzing_duration",
+                                              "processing_segment"]
+    assert {"segment_uploaded", "uploading_results", "completed"} <= {u.stage for u in updates}
+    # Three 2-second segments of a 5-second clip: the segment the encoder is in as it advances
+    # (ffmpeg reports four times a second, so a fast encode may skip one), then each upload
+    # with the keys so far.
+    encoding = [u.current_segment for u in updates if u.stage == "processing_segment"]
+    assert encoding == sorted(encoding) and encoding[0] == 1 and encoding[-1] == 3
+    assert [len(u.output_urls) for u in updates if u.stage == "segment_uploaded"] == [1, 2, 3]
+    assert {u.total_segments for u in updates if u.total_segments is not None} == {3}
+    # The row holds the state of the last message, for the backend's status endpoint.
+    assert (row["processing_stage"], row["progress_percentage"], row["current_segment"], row["total_segments"]) == (
+        "completed", 100, 3, 3)
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    # One log line per stage.
     stages = [line["stage"] for line in lines if line.get("event") == "stage"]
-    assert stages[0] == "downloading" and stages[-1] == "completed"
+    assert stages == list(dict.fromkeys(u.stage for u in updates))
     assert all(line["job_id"] == queued.job_id for line in lines)
+
+
+def test_a_failed_job_publishes_failed_with_the_reason(backend_world, tmp_path, job_id, redis_url, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    queued = queue_job(backend_world, make_not_a_video(tmp_path / "notes.mp4"), job_id)
+    channel = ChannelRecorder(redis_url, job_id)
+    lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    updates = check_job_messages(channel.until_terminal(), row, job_id=job_id)
+    assert [u.stage for u in updates] == ["queued", "downloading_video", "analyzing_duration", "failed"]
+    assert updates[-1].progress_percentage == updates[-2].progress_percentage  # kept, never falls to 0
+    assert (row["processing_stage"], row["progress_percentage"]) == ("failed", updates[-1].progress_percentage)
+
+
+def test_a_bad_event_publishes_failed_naming_the_field(queued, redis_url, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    channel = ChannelRecorder(redis_url, queued.job_id)
+    lambda_handler(queued.event(cutting_options={"type": "random", "min_duration": 9, "max_duration": 3}),
+                   LambdaContext())
+    updates = check_job_messages(channel.until_terminal(), queued.row(), job_id=queued.job_id)
+    assert [u.stage for u in updates] == ["failed"]
+    assert updates[0].error_message.startswith("cutting_options.min_duration:")

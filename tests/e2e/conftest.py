@@ -26,12 +26,21 @@ FUNCTION = "video-processor"
 
 
 @pytest.fixture(scope="session")
-def declared():
-    """What the Pulumi program declares for the function with the backend's default names."""
-    declaration = run_program(MINIMAL_CONFIG)
+def declared(redis_url):
+    """What the Pulumi program declares for the function with the backend's default names, and
+    the tests' Redis as the secret ``progressRedisUrl``."""
+    declaration = run_program({**MINIMAL_CONFIG, "progressRedisUrl": redis_url}, secrets=["progressRedisUrl"])
     assert declaration.function_environment["S3_BUCKET_NAME"] == backend.DEFAULT_BUCKET
     assert declaration.function_environment["DYNAMODB_TABLE_NAME"] == backend.DEFAULT_TABLE
     return declaration
+
+
+@pytest.fixture
+def progress_parameter(aws, declared):
+    """The progress Redis parameter as `pulumi up` creates it (moto is reset for every test)."""
+    inputs = declared.named("progress-redis-url").inputs
+    boto3.client("ssm").put_parameter(Name=inputs["name"], Type=inputs["type"], Value=inputs["value"])
+    return inputs["name"]
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +72,7 @@ def lambda_client(local_lambda):
 def celery_queue(moto, redis_url, tmp_path_factory):
     """A real worker on its own queue; yields the queue's name."""
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": redis_url,
+    env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": redis_url, "REDIS_URL": redis_url,
            "S3_BUCKET_NAME": backend.DEFAULT_BUCKET, "DYNAMODB_TABLE_NAME": backend.DEFAULT_TABLE}
     try:
         with celery_worker(env, tmp_path_factory.mktemp("worker") / "worker.log", queue=queue):

@@ -45,7 +45,7 @@ def test_the_shipped_zips_complete_a_job_in_a_lambda_shaped_process(backend_worl
     assert queued.segment_keys() == row["output_s3_urls"]
     # The function logged one JSON line per stage, with its job id.
     logs = [json.loads(line) for line in invocation.logs[-1].read_text().splitlines() if line.startswith("{")]
-    assert {"downloading", "processing", "uploading", "completed"} <= {
+    assert {"downloading_video", "processing_segment", "uploading_results", "completed"} <= {
         line["stage"] for line in logs if line.get("event") == "stage" and line["job_id"] == job_id}
 
 

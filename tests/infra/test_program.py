@@ -292,6 +292,7 @@ def test_backend_policy_invokes_this_function_only(config_name: str, user: str |
         (("lambda:InvokeFunction",), (f"arn:aws:lambda:{region}:{ACCOUNT}:function:{project}-video-processor",)),
         (("ssm:GetParameter",), (f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{project}/{environment}/router-flags",)),
         (("dynamodb:UpdateItem",), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
+        (("dynamodb:GetItem",), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
     }
     attachments = declaration.of_type("aws:iam/userPolicyAttachment:UserPolicyAttachment")
     if user is None:

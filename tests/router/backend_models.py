@@ -1,8 +1,13 @@
-"""The backend's request models, as its FastAPI app declares them (pydantic 2, nested, Enums)."""
+"""The backend's models, as its FastAPI app declares them (pydantic 2, nested, Enums).
+
+Copied field for field from backend/models.py: the request models `router.dispatch` accepts, and
+`ProgressUpdate`, the message the backend relays to the browser.
+"""
 
 from __future__ import annotations
 
 import enum
+from typing import List, Optional
 
 import pydantic
 
@@ -39,3 +44,16 @@ class CompleteUploadRequest(pydantic.BaseModel):
     cutting_options: FixedCuttingParams | RandomCuttingParams | None = None
     text_strategy: TextStrategy | None = None
     text_input: TextInput | None = None
+
+
+class ProgressUpdate(pydantic.BaseModel):
+    """Model for streaming job progress updates via SSE"""
+    job_id: str
+    stage: str
+    message: str
+    current_segment: Optional[int] = None
+    total_segments: Optional[int] = None
+    progress_percentage: float
+    timestamp: str
+    output_urls: Optional[List[str]] = None
+    error_message: Optional[str] = None
