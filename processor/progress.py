@@ -25,6 +25,7 @@ MIN_INTERVAL_SECONDS = 1.0
 STAGE_RANGES = {
     "downloading": (0, 5),
     "analyzing": (5, 10),
+    "generating_text": (10, 10),  # today's stage name; the model's answer has no fraction to report
     "processing": (10, 85),
     "uploading": (85, 99),
 }
