@@ -67,6 +67,7 @@ class DeclaredResource:
     inputs: dict[str, Any]
     options: dict[str, Any]
     dependencies: tuple[str, ...]
+    secrets: tuple[str, ...] = ()  # dotted paths of the inputs sent as secrets (shown unwrapped in ``inputs``)
 
 
 @dataclass(frozen=True)
@@ -102,14 +103,16 @@ def _full_key(key: str) -> str:
     return key if ":" in key else f"{NAMESPACE}:{key}"
 
 
-def run_program(config: Mapping[str, Any], stack: str = "dev", program: Path = PROGRAM) -> Declaration:
-    """Run ``program`` under mocks with ``config`` (keys without a namespace are the project's).
+def run_program(config: Mapping[str, Any], stack: str = "dev", program: Path = PROGRAM,
+                secret_keys: tuple[str, ...] = ()) -> Declaration:
+    """Run ``program`` under mocks with ``config`` (keys without a namespace are the project's);
+    ``secret_keys`` were set with ``--secret``.
 
     Raises ProgramError when the program stops with an error, HarnessError when the run breaks
     or declares no resource at all.
     """
     request = {"config": {_full_key(key): _config_value(value) for key, value in config.items()},
-               "stack": stack, "program": str(program)}
+               "stack": stack, "program": str(program), "secret_keys": [_full_key(key) for key in secret_keys]}
     with tempfile.TemporaryDirectory(prefix="pulumi-mocks-") as scratch:
         request_file, result_file = Path(scratch) / "request.json", Path(scratch) / "result.json"
         request_file.write_text(json.dumps(request))
@@ -120,7 +123,8 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", program: Path = P
         result = json.loads(result_file.read_text())
     if result["error"] is not None:
         raise ProgramError(result["error"]["type"], result["error"]["message"])
-    resources = tuple(DeclaredResource(dependencies=tuple(record.pop("dependencies")), **record)
+    resources = tuple(DeclaredResource(dependencies=tuple(record.pop("dependencies")),
+                                       secrets=tuple(record.pop("secrets")), **record)
                       for record in result["resources"])
     if not resources:
         raise HarnessError("the program declared no resource: were its modules imported before set_mocks?")
@@ -156,6 +160,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _secret_paths(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
+            return [path]
+        return [found for key, item in value.items() for found in _secret_paths(item, f"{path}.{key}".lstrip("."))]
+    if isinstance(value, (list, tuple)):
+        return [found for i, item in enumerate(value) for found in _secret_paths(item, f"{path}[{i}]")]
+    return []
 
 
 def _name_of(urn: str) -> str:
@@ -215,7 +229,7 @@ def _child(request_file: Path, result_file: Path) -> None:
                 return
             inputs = rpc.deserialize_properties(request.properties if read else request.object)
             records.append({"type": request.type, "name": request.name, "id": resource_id, "read": read,
-                            "inputs": _plain(inputs), "options": options,
+                            "inputs": _plain(inputs), "secrets": _secret_paths(inputs), "options": options,
                             "dependencies": sorted({_name_of(urn) for urn in request.dependencies})})
 
         def RegisterResource(self, request: Any) -> Any:
@@ -234,7 +248,7 @@ def _child(request_file: Path, result_file: Path) -> None:
             self._record(request, request.id, True, {})
             return response
 
-    pulumi.runtime.set_all_config(request["config"])
+    pulumi.runtime.set_all_config(request["config"], request["secret_keys"])
     monitor = RecordingMonitor(Mocks())
     pulumi.runtime.set_mocks(monitor.mocks, project=NAMESPACE, stack=request["stack"], preview=False, monitor=monitor)
 
