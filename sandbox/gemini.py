@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -188,3 +189,18 @@ def external_account_config(url: str, service_account: str | None = "captions@pr
         config["service_account_impersonation_url"] = (f"{url}/v1/projects/-/serviceAccounts/"
                                                        f"{service_account}:generateAccessToken")
     return config
+
+
+def service_account_key(path: Path, token_uri: str) -> Path:
+    """A service-account key file with a throwaway RSA key made here, whose token endpoint is
+    ``token_uri``: application default credentials as a worker has them, without Google."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path.write_text(json.dumps({"type": "service_account", "project_id": "key-project", "private_key_id": "k1",
+                                "private_key": pem, "client_email": "captions@key-project.iam.gserviceaccount.com",
+                                "client_id": "1", "token_uri": token_uri}))
+    return path

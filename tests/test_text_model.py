@@ -12,13 +12,10 @@ import socket
 from urllib.parse import unquote
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from processor.text_model import DEFAULT_ATTEMPTS, DEFAULT_MODEL, TextModelSettings, generate_texts
 from processor.variations import FALLBACK, MODEL
 from sandbox.gemini import (API_KEY, FEDERATED_TOKEN, IMPERSONATED_TOKEN, SERVICE_ACCOUNT_TOKEN, FakeGemini,
-                            external_account_config)
+                            external_account_config, service_account_key)
 
 GOOGLE_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_API_KEY", "GEMINI_API_KEY",
                     "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CREDENTIAL_CONFIG", "TEXT_VARIATIONS_MODEL",
@@ -62,21 +59,9 @@ def test_the_model_is_configurable(gemini):
     assert [call.path for call in gemini.model_calls()] == ["/v1beta/models/gemini-2.5-flash-lite:generateContent"]
 
 
-def service_account_file(tmp_path, token_uri: str):
-    """A service-account key made here (a throwaway RSA key) whose token endpoint is the local server."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path = tmp_path / "service-account.json"
-    path.write_text(json.dumps({"type": "service_account", "project_id": "key-project", "private_key_id": "k1",
-                                "private_key": pem, "client_email": "captions@key-project.iam.gserviceaccount.com",
-                                "client_id": "1", "token_uri": token_uri}))
-    return path
-
-
 def test_vertex_ai_with_application_default_credentials_as_the_worker_runs(gemini, tmp_path, monkeypatch):
     """The backend's variables: GOOGLE_CLOUD_PROJECT, GOOGLE_CLOUD_LOCATION and ADC from a key file."""
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_file(tmp_path, f"{gemini.url}/token")))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_key(tmp_path / "key.json", f"{gemini.url}/token")))
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "video-share")
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "europe-west4")
     monkeypatch.setenv("TEXT_VARIATIONS_BASE_URL", gemini.url)
