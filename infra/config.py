@@ -220,7 +220,8 @@ def _credential_config(key: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or value.get("type") != "external_account":
         raise ConfigError(key, "must be a workload identity federation configuration (an object with "
                                "\"type\": \"external_account\"), never a service-account key")
-    missing = [name for name in ("audience", "subject_token_type", "token_url", "credential_source") if name not in value]
+    required = ("audience", "subject_token_type", "token_url", "credential_source")
+    missing = [name for name in required if name not in value]
     if missing:
         raise ConfigError(key, f"lacks {', '.join(missing)}")
     source = value["credential_source"]

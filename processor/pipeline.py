@@ -194,8 +194,9 @@ class JobRunner:
         else:
             variations = generate_texts(base_text, len(segments), job.text_input.context, self.settings.text_model)
             self.store.save_text_variations(job.job_id, claim.attempt_id, variations)
-            log("text_variations", job_id=job.job_id, level=logging.INFO if variations.source == MODEL else logging.WARNING,
-                source=variations.source, reason=variations.reason, model=self.settings.text_model.model)
+            level = logging.INFO if variations.source == MODEL else logging.WARNING
+            log("text_variations", job_id=job.job_id, level=level, source=variations.source,
+                reason=variations.reason, model=self.settings.text_model.model)
         return apply(segments, variations.fitted(len(segments), base_text))
 
     def _fail(self, job: Job, attempt: str, reporter: ProgressReporter, error: ProcessorError, planned: int,

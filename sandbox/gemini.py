@@ -133,7 +133,9 @@ class FakeGemini:
         texts = variations_for(request.prompt)
         if behaviour == "too_few":
             texts = texts[:1]
-        text = "Sure! Here are some captions you could use:\n* one\n* two" if behaviour == "garbage" else json.dumps(texts)
+        text = json.dumps(texts)
+        if behaviour == "garbage":
+            text = "Sure! Here are some captions you could use:\n* one\n* two"
         return 200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
                                      "finishReason": "STOP", "index": 0}],
                      "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 40, "totalTokenCount": 160},
@@ -182,7 +184,8 @@ def external_account_config(url: str, service_account: str | None = "captions@pr
             "environment_id": "aws1",
             "region_url": f"{url}/latest/meta-data/placement/availability-zone",
             "url": f"{url}/latest/meta-data/iam/security-credentials",
-            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+            "regional_cred_verification_url":
+                "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
         },
     }
     if service_account:

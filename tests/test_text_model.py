@@ -61,7 +61,8 @@ def test_the_model_is_configurable(gemini):
 
 def test_vertex_ai_with_application_default_credentials_as_the_worker_runs(gemini, tmp_path, monkeypatch):
     """The backend's variables: GOOGLE_CLOUD_PROJECT, GOOGLE_CLOUD_LOCATION and ADC from a key file."""
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_key(tmp_path / "key.json", f"{gemini.url}/token")))
+    key = service_account_key(tmp_path / "key.json", f"{gemini.url}/token")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "video-share")
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "europe-west4")
     monkeypatch.setenv("TEXT_VARIATIONS_BASE_URL", gemini.url)
@@ -84,8 +85,10 @@ def test_vertex_ai_through_workload_identity_federation_from_aws_credentials(gem
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "role-secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "role-session")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    config = external_account_config(gemini.url, "captions@video-share.iam.gserviceaccount.com" if impersonate else None)
-    settings = TextModelSettings.from_env({"GOOGLE_CLOUD_PROJECT": "video-share", "GOOGLE_CLOUD_LOCATION": "us-central1",
+    account = "captions@video-share.iam.gserviceaccount.com" if impersonate else None
+    config = external_account_config(gemini.url, account)
+    settings = TextModelSettings.from_env({"GOOGLE_CLOUD_PROJECT": "video-share",
+                                           "GOOGLE_CLOUD_LOCATION": "us-central1",
                                            "GOOGLE_CREDENTIAL_CONFIG": json.dumps(config),
                                            "TEXT_VARIATIONS_BASE_URL": gemini.url})
     result = generate_texts("Buy now", 2, None, settings)
@@ -143,7 +146,8 @@ def test_an_unreachable_model_falls_back():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    settings = TextModelSettings.from_env({"GOOGLE_API_KEY": API_KEY, "TEXT_VARIATIONS_BASE_URL": f"http://127.0.0.1:{closed}"})
+    settings = TextModelSettings.from_env({"GOOGLE_API_KEY": API_KEY,
+                                           "TEXT_VARIATIONS_BASE_URL": f"http://127.0.0.1:{closed}"})
     result = generate_texts("Buy now", 2, None, settings)
     assert (result.texts, result.source) == (("Buy now", "Buy now"), FALLBACK)
     assert result.reason.startswith("unreachable: ConnectError")

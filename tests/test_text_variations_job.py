@@ -96,7 +96,8 @@ def test_an_attempt_after_a_dead_one_reuses_its_stored_texts_and_never_asks(queu
 def test_a_stored_fallback_is_reused_too_the_segments_never_change_between_attempts(queued, gemini):
     store = JobStore(queued.table, boto3.resource("dynamodb"))
     assert store.claim(queued.job_id, "dead-attempt", "lambda").claimed
-    store.save_text_variations(queued.job_id, "dead-attempt", TextVariations(("Buy now",) * 3, "fallback", "timeout: x"))
+    stored = TextVariations(("Buy now",) * 3, "fallback", "timeout: x")
+    store.save_text_variations(queued.job_id, "dead-attempt", stored)
     store.release(queued.job_id, "dead-attempt", "throttled")
     assert lambda_handler(queued.event(text_strategy="base_vary", text_input=BASE_VARY), LambdaContext())["status"] \
         == "completed"

@@ -143,7 +143,8 @@ def test_a_job_the_worker_started_keeps_its_stored_texts_when_lambda_takes_over(
     store = JobStore(queued.table, boto3.resource("dynamodb"))
     # A Celery attempt stored its texts and died (a redeploy); its lease is gone.
     assert store.claim(job_id, "celery-attempt", "celery").claimed
-    store.save_text_variations(job_id, "celery-attempt", TextVariations(("Buy now", "From the worker", "Also"), "model"))
+    stored = TextVariations(("Buy now", "From the worker", "Also"), "model")
+    store.save_text_variations(job_id, "celery-attempt", stored)
     store.release(job_id, "celery-attempt", "worker redeployed")
     model_lambda.invoke_async(queued.event(cutting_options=CUT, text_strategy="base_vary", text_input=BASE_VARY))
     row = queued.wait_for("COMPLETED")

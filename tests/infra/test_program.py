@@ -244,7 +244,8 @@ def test_text_variations_reach_the_function_as_the_processor_reads_them():
     assert declaration.named("video-processor").secrets == ()
     assert declaration.outputs["functionEnvironment"] == environment
     # Federation signs in with the role's own credentials: no new AWS permission.
-    assert statements(declaration, "video-processor-policy") == statements(declared("minimal"), "video-processor-policy")
+    policy = "video-processor-policy"
+    assert statements(declaration, policy) == statements(declared("minimal"), policy)
 
 
 def test_an_api_key_reaches_the_function_as_a_secret_and_no_output():
