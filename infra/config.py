@@ -40,6 +40,12 @@ UPLOAD_PREFIX = re.compile(r"[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*/")
 # redis://[[user]:password@]host[:port][/db] or rediss:// (TLS, as Railway's public proxy wants).
 REDIS_URL = re.compile(r"rediss?://(?:[^@/\s]*@)?[A-Za-z0-9.-]+(?::\d{1,5})?(?:/\d{0,2})?")
 
+# Google Cloud's rules for project ids and region names; the model name as the API spells it.
+GOOGLE_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+GOOGLE_LOCATION = re.compile(r"[a-z][a-z0-9-]{0,39}")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+BASE_URL = re.compile(r"https?://[^\s]+")
+
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                       2192, 2557, 2922, 3288, 3653)
 # The pinned static ffmpeg in the layer is an x86-64 binary; an arm64 function could not run it.
@@ -79,6 +85,25 @@ class FunctionSettings:
 
 
 @dataclass(frozen=True)
+class TextVariationsSettings:
+    """Where base_vary's model is (processor/text_model.py reads these as environment variables).
+
+    Vertex AI needs ``credential_config``: Lambda has no Google credentials of its own, and a
+    workload identity federation configuration (no secret in it) trades the function's AWS
+    role for a Google token. Otherwise an API key, held as a Pulumi secret.
+    """
+
+    project: str | None = None
+    location: str | None = None
+    credential_config: dict[str, Any] | None = None
+    model: str | None = None
+    base_url: str | None = None
+    timeout_seconds: int | None = None
+    attempts: int | None = None
+    api_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     project_name: str
     environment: str
@@ -89,6 +114,7 @@ class Settings:
     railway_user_name: str | None
     # The Redis the function publishes progress to; it holds a password, so it is never printed.
     progress_redis_url: str | None = field(default=None, repr=False)
+    text_variations: TextVariationsSettings = TextVariationsSettings()
 
     @property
     def function_name(self) -> str:
@@ -211,6 +237,60 @@ def _progress_redis_url(get: RawConfig, is_secret: IsSecret) -> str | None:
     return value.strip()
 
 
+def _credential_config(key: str, value: Any) -> dict[str, Any]:
+    """A federation configuration from AWS, as `gcloud iam workload-identity-pools create-cred-config --aws` writes."""
+    if not isinstance(value, dict) or value.get("type") != "external_account":
+        raise ConfigError(key, "must be a workload identity federation configuration (an object with "
+                               "\"type\": \"external_account\"), never a service-account key")
+    required = ("audience", "subject_token_type", "token_url", "credential_source")
+    missing = [name for name in required if name not in value]
+    if missing:
+        raise ConfigError(key, f"lacks {', '.join(missing)}")
+    source = value["credential_source"]
+    if not isinstance(source, dict) or not str(source.get("environment_id", "")).startswith("aws"):
+        raise ConfigError(f"{key}.credential_source", "must be AWS's (environment_id aws1): the function signs "
+                                                      "in with its own role")
+    return value
+
+
+def _text_variations(raw: str | None, api_key: str | None, api_key_is_secret: bool) -> TextVariationsSettings:
+    fields = ("project", "location", "credentialConfig", "model", "baseUrl", "timeoutSeconds", "attempts")
+    value = _object("textVariations", raw, fields)
+
+    def key(name: str) -> str:
+        return _key(f"textVariations.{name}")
+
+    def optional(name: str, pattern: re.Pattern[str], expected: str) -> str | None:
+        return None if value.get(name) is None else _text(key(name), value[name], pattern, expected)
+
+    project = optional("project", GOOGLE_PROJECT, "a Google Cloud project id")
+    credential_config = value.get("credentialConfig")
+    if project and credential_config is None:
+        raise ConfigError(key("credentialConfig"), "is required with project: Lambda has no Google credentials of "
+                                                   "its own (docs/deploying.md, base_vary's text variations)")
+    if credential_config is not None and not project:
+        raise ConfigError(key("project"), "is required with credentialConfig")
+    if api_key is not None:
+        if not api_key_is_secret:
+            raise ConfigError(_key("textVariationsApiKey"), "must be set as a secret "
+                                                            "(pulumi config set --secret textVariationsApiKey ...)")
+        if project:
+            raise ConfigError(_key("textVariationsApiKey"), "and textVariations.project are two ways to reach the "
+                                                            "model: set one")
+    return TextVariationsSettings(
+        project=project,
+        location=optional("location", GOOGLE_LOCATION, "a Google Cloud location such as us-central1 or global"),
+        credential_config=None if credential_config is None else _credential_config(key("credentialConfig"),
+                                                                                      credential_config),
+        model=optional("model", MODEL_NAME, "a model name such as gemini-2.5-flash"),
+        base_url=optional("baseUrl", BASE_URL, "an http(s) URL"),
+        timeout_seconds=None if value.get("timeoutSeconds") is None else _integer(
+            key("timeoutSeconds"), value["timeoutSeconds"], 1, 120),
+        attempts=None if value.get("attempts") is None else _integer(key("attempts"), value["attempts"], 1, 5),
+        api_key=api_key,
+    )
+
+
 def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
     """Validate the stack configuration read through ``get``; raise ConfigError naming the first bad key."""
     def scalar(name: str, default: str) -> str:
@@ -241,9 +321,13 @@ def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
         railway_user_name=None if railway_user is None else _text(
             _key("railwayUserName"), railway_user, IAM_NAME, "an IAM user name"),
         progress_redis_url=_progress_redis_url(get, is_secret),
+        text_variations=_text_variations(get(_key("textVariations")), get(_key("textVariationsApiKey")),
+                                         is_secret(_key("textVariationsApiKey"))),
     )
 
 
 def from_stack() -> Settings:
     """The current stack's settings, as `pulumi preview` and `pulumi up` pass them to the program."""
-    return load(pulumi.runtime.get_config, pulumi.runtime.is_config_secret)
+    # The CLI names the secret keys in PULUMI_CONFIG_SECRET_KEYS; set_all_config (mocks, automation) in the runtime.
+    return load(pulumi.runtime.get_config, lambda key: key in pulumi.runtime.get_config_secret_keys_env()
+                or pulumi.runtime.is_config_secret(key))

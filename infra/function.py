@@ -8,6 +8,7 @@ ever lost silently; its alarm says when one arrived.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -47,6 +48,26 @@ class Processor:
     environment: dict[str, str]
 
 
+# The secret variable: set on the function as a Pulumi secret, never in an output.
+API_KEY_VARIABLE = "GOOGLE_API_KEY"
+
+
+def _text_variations_environment(settings: Settings) -> dict[str, str]:
+    """What ``processor.text_model`` reads; unset keys keep the processor's defaults."""
+    text = settings.text_variations
+    variables = {
+        "GOOGLE_CLOUD_PROJECT": text.project,
+        "GOOGLE_CLOUD_LOCATION": text.location,
+        "GOOGLE_CREDENTIAL_CONFIG": None if text.credential_config is None else json.dumps(
+            text.credential_config, separators=(",", ":"), sort_keys=True),
+        "TEXT_VARIATIONS_MODEL": text.model,
+        "TEXT_VARIATIONS_BASE_URL": text.base_url,
+        "TEXT_VARIATIONS_TIMEOUT_SECONDS": None if text.timeout_seconds is None else str(text.timeout_seconds),
+        "TEXT_VARIATIONS_ATTEMPTS": None if text.attempts is None else str(text.attempts),
+    }
+    return {key: value for key, value in variables.items() if value is not None}
+
+
 def environment(settings: Settings) -> dict[str, str]:
     """The function's environment: exactly what ``processor.config`` reads, and nothing Lambda reserves.
 
@@ -54,18 +75,22 @@ def environment(settings: Settings) -> dict[str, str]:
     the configured retries), so that attempt fails the job instead of leaving it PROCESSING.
     ``PROGRESS_REDIS_PARAMETER`` names the parameter holding the progress Redis URL: the name
     only, never the URL (`infra.progress_redis`).
+    The API key (``GOOGLE_API_KEY``) is left out here: `declare` adds it as a secret, and it
+    counts towards Lambda's 4 KB.
     """
     variables = {
         "S3_BUCKET_NAME": settings.existing.bucket_name,
         "DYNAMODB_TABLE_NAME": settings.existing.table_name,
         "MAX_ATTEMPTS": str(settings.function.max_retry_attempts + 1),
+        **_text_variations_environment(settings),
     }
     if settings.progress_redis_url is not None:
         variables["PROGRESS_REDIS_PARAMETER"] = settings.progress_redis_parameter_name
+    secret = {API_KEY_VARIABLE: settings.text_variations.api_key} if settings.text_variations.api_key else {}
     reserved = sorted(RESERVED_ENVIRONMENT_KEYS & variables.keys())
     if reserved:
         raise ValueError(f"Lambda reserves the environment variables {reserved}; the function cannot set them")
-    size = sum(len(key.encode()) + len(value.encode()) for key, value in variables.items())
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in {**variables, **secret}.items())
     if size > ENVIRONMENT_LIMIT_BYTES:
         raise ValueError(f"the function's environment is {size} bytes; Lambda allows {ENVIRONMENT_LIMIT_BYTES}")
     return variables
@@ -91,6 +116,9 @@ def sinks(settings: Settings) -> Sinks:
 def declare(settings: Settings, existing: Existing, layer: aws.lambda_.LayerVersion, code: Artifact, sinks: Sinks,
             access: ProcessorAccess) -> Processor:
     variables = environment(settings)
+    declared: dict[str, pulumi.Input[str]] = dict(variables)
+    if settings.text_variations.api_key:
+        declared[API_KEY_VARIABLE] = pulumi.Output.secret(settings.text_variations.api_key)
     function = aws.lambda_.Function(
         "video-processor",
         name=settings.function_name,
@@ -105,7 +133,7 @@ def declare(settings: Settings, existing: Existing, layer: aws.lambda_.LayerVers
         timeout=settings.function.timeout_seconds,
         ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=settings.function.ephemeral_storage_mb),
         reserved_concurrent_executions=settings.function.reserved_concurrency,
-        environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=declared),
         # The first invocation must find its log group (with retention) and its permissions in place.
         opts=pulumi.ResourceOptions(depends_on=[sinks.log_group, access.attachment]),
     )

@@ -19,6 +19,8 @@ from processor.engine import EncodeSettings, cut
 from processor.errors import ConfigurationError, InvalidJobError, NotAVideoError, ProcessorError
 from processor.plan import plan
 from processor.probe import probe
+from processor.text_model import TextModelSettings, generate_texts
+from processor.variations import apply, wants_variations
 
 # Errors the user can fix by changing the command line or the input file.
 USER_ERRORS = (InvalidJobError, NotAVideoError, ConfigurationError)
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", choices=TEXT_STRATEGIES,
                      help="text strategy (default: one_for_all for one --text, unique_for_all for several)")
     run.add_argument("--text", action="append", default=[], help="text to burn in; repeat for one per segment")
+    run.add_argument("--context", help="base_vary: what the video is for (e.g. sales), for the model's variations")
     run.add_argument("--job-id", default="local", help="seeds random cuts, as the job id does (default: %(default)s)")
     run.add_argument("--preset", help="libx264 preset (default: veryfast)")
     run.add_argument("--crf", type=int, help="libx264 CRF (default: 23)")
@@ -71,11 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _text_input(strategy: str | None, texts: list[str]) -> tuple[str | None, dict | None]:
+def _text_input(strategy: str | None, texts: list[str], context: str | None) -> tuple[str | None, dict | None]:
     if not texts:
+        if strategy == "base_vary" or context is not None:
+            raise UsageError("--strategy base_vary and --context need a --text to vary")
         return strategy, None
     strategy = strategy or ("one_for_all" if len(texts) == 1 else "unique_for_all")
-    return strategy, {"strategy": strategy, "base_text": texts[0], "unique_texts": texts}
+    return strategy, {"strategy": strategy, "base_text": texts[0], "unique_texts": texts, "context": context}
 
 
 class _ProgressBar:
@@ -103,13 +108,21 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.stream_copy:
         overrides["stream_copy"] = True
     settings = dataclasses.replace(EncodeSettings.from_env(), **overrides)
-    strategy, text_input = _text_input(args.strategy, args.text)
+    strategy, text_input = _text_input(args.strategy, args.text, args.context)
     if settings.stream_copy and text_input:
         raise UsageError("--stream-copy cannot burn in --text (text needs re-encoding)")
     job = make_job(job_id=args.job_id, s3_key=args.input.name, cutting_options=parse_cut(args.cut),
                    text_strategy=strategy, text_input=text_input)
     media = probe(args.input)
     segments = plan(job, media.duration)
+    variations = None
+    if wants_variations(job, len(segments)):
+        # The same step as in Lambda and Celery, configured by the same variables; no row to store on.
+        variations = generate_texts(job.text_input.base_text, len(segments), job.text_input.context,
+                                    TextModelSettings.from_env())
+        segments = apply(segments, variations)
+        if variations.reason:
+            err.write(f"python -m processor: text variations: {variations.source}: {variations.reason}\n")
     try:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -120,8 +133,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         bar.close()
     if args.json:
-        json.dump({"segments": [{"path": str(f.path), "start": f.start, "end": f.end, "duration": f.duration,
-                                 "text": f.text} for f in files]}, out, indent=2)
+        report = {"segments": [{"path": str(f.path), "start": f.start, "end": f.end, "duration": f.duration,
+                                "text": f.text} for f in files]}
+        if variations is not None:
+            report["text_variations"] = {"texts": list(variations.texts), "source": variations.source,
+                                         "reason": variations.reason}
+        json.dump(report, out, indent=2)
         out.write("\n")
     else:
         for f in files:

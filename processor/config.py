@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from processor.engine import EncodeSettings
 from processor.errors import ConfigurationError
 from processor.jobs import DEFAULT_LEASE_SECONDS
+from processor.text_model import TextModelSettings
 
 # Lambda runs an async event at most three times by default (the first try and two retries);
 # the attempt that reaches this count fails the job instead of handing it to a retry that will
@@ -53,6 +54,7 @@ class Settings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     progress_redis_parameter: str | None = None
+    text_model: TextModelSettings = field(default_factory=TextModelSettings)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -66,4 +68,5 @@ class Settings:
             max_attempts=_positive_int("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
             lease_seconds=_positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
             progress_redis_parameter=os.environ.get("PROGRESS_REDIS_PARAMETER", "").strip() or None,
+            text_model=TextModelSettings.from_env(),
         )

@@ -30,6 +30,7 @@ from processor.progress_update import COMPLETED as COMPLETED_STAGE
 from processor.progress_update import FAILED as FAILED_STAGE
 # processing_stage of a job claimed (or handed back for a retry) and not started: today's first stage.
 from processor.progress_update import QUEUED as QUEUED_STAGE
+from processor.variations import TextVariations
 
 QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
 MAX_ERROR_MESSAGE = 1000
@@ -57,6 +58,7 @@ class Claim:
     lease_expires_at: float = 0.0  # epoch seconds; of the blocking attempt, when not claimed
     upload_key: str | None = None  # the row's bucket_location, written by the backend
     segments_planned: int = 0  # what an earlier attempt planned (and may have uploaded)
+    text_variations: TextVariations | None = None  # base_vary texts an earlier attempt stored
 
 
 def _is_condition_failure(error: ClientError) -> bool:
@@ -114,7 +116,8 @@ class JobStore:
                      status=None if claimed else row.get("status"),
                      lease_expires_at=float(row.get("lease_expires_at", 0)),
                      upload_key=row.get("bucket_location"),
-                     segments_planned=int(row.get("segments_planned", 0)))
+                     segments_planned=int(row.get("segments_planned", 0)),
+                     text_variations=TextVariations.from_row(row))
 
     def progress(self, job_id: str, attempt_id: str, *, stage: str, percentage: float,
                  current_segment: int | None = None, total_segments: int | None = None,
@@ -141,6 +144,15 @@ class JobStore:
         else:
             expression += " REMOVE current_segment"
         if not self._update("progress", job_id, expression, _OWNED, values):
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def save_text_variations(self, job_id: str, attempt_id: str, variations: TextVariations) -> None:
+        """Store base_vary's texts before any segment is encoded: every later attempt reuses them."""
+        names = sorted(variations.to_row())
+        expression = "SET " + ", ".join(f"{name} = :{name}" for name in names) + ", updated_at = :now"
+        values = {f":{name}": value for name, value in variations.to_row().items()}
+        values.update({":now": utc_timestamp(), ":attempt": attempt_id, ":processing": PROCESSING})
+        if not self._update("text variations", job_id, expression, _OWNED, values):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
 
     def complete(self, job_id: str, attempt_id: str, keys: Sequence[str], durations: Sequence[float]) -> None:

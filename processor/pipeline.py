@@ -33,12 +33,14 @@ from processor.engine import check_texts, cut
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
-from processor.plan import candidate_texts, plan
+from processor.plan import Segment, candidate_texts, plan
 from processor.probe import probe
 from processor import progress_update as stages
 from processor.progress import ProgressReporter
 from processor.publisher import ProgressPublisher, progress_publisher
 from processor.storage import VideoStorage
+from processor.text_model import generate_texts
+from processor.variations import MODEL, apply, wants_variations
 
 
 BUSY_POLL_SECONDS = 3.0
@@ -159,6 +161,7 @@ class JobRunner:
                 segments = plan(job, media.duration)
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
+                segments = self._vary_texts(job, segments, claim, reporter)
                 (work / "segments").mkdir()
                 reporter.stage(stages.PROCESSING, message=f"Processing {len(segments)} segments...",
                                current_segment=1)
@@ -194,6 +197,27 @@ class JobRunner:
                               f"internal error: {type(error).__name__}: {error}")
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
+
+    def _vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
+        """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.
+
+        Storing first is what makes a retry, a duplicate or the other backend burn in the same
+        texts (and never ask the model twice); the model failing only means base_text.
+        """
+        if not wants_variations(job, len(segments)):
+            return segments
+        base_text = job.text_input.base_text
+        reporter.stage(stages.GENERATING_TEXT)
+        variations = claim.text_variations
+        if variations is not None:
+            log("text_variations_reused", job_id=job.job_id, source=variations.source)
+        else:
+            variations = generate_texts(base_text, len(segments), job.text_input.context, self.settings.text_model)
+            self.store.save_text_variations(job.job_id, claim.attempt_id, variations)
+            level = logging.INFO if variations.source == MODEL else logging.WARNING
+            log("text_variations", job_id=job.job_id, level=level, source=variations.source,
+                reason=variations.reason, model=self.settings.text_model.model)
+        return apply(segments, variations.fitted(len(segments), base_text))
 
     def _fail(self, job: Job, attempt: str, reporter: ProgressReporter, error: ProcessorError, planned: int,
               message: str) -> Outcome:

@@ -68,11 +68,15 @@ def plan_boundaries(duration: float, cut: Cut, job_id: str) -> list[tuple[float,
 
 
 def segment_texts(count: int, strategy: str | None, text: TextInput | None) -> list[str | None]:
-    """The text burned into each of ``count`` segments (None: no text)."""
+    """The text burned into each of ``count`` segments (None: no text).
+
+    base_vary plans ``base_text`` everywhere: the model's variations replace it afterwards
+    (``processor.variations``), and it is what stays when the model fails.
+    """
     if text is None or strategy is None:
         return [None] * count
     base = text.base_text if text.base_text and text.base_text.strip() else None
-    if strategy in ("unique_for_all", "base_vary") and text.unique_texts:
+    if strategy == "unique_for_all" and text.unique_texts:
         padded = list(text.unique_texts[:count])
         padded += [padded[-1]] * (count - len(padded))
         return [item if item.strip() else None for item in padded]

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from sandbox.gemini import API_KEY, FakeGemini
 from sandbox.media import make_not_a_video, make_video
 
+MODEL_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CREDENTIAL_CONFIG")
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "processor", *args], capture_output=True, text=True, timeout=120)
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environment = {name: value for name, value in os.environ.items() if name not in MODEL_VARIABLES}
+    return subprocess.run([sys.executable, "-m", "processor", *args], capture_output=True, text=True, timeout=120,
+                          env={**environment, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +38,30 @@ def test_run_writes_segments_and_reports_them_as_json(clip, tmp_path):
     assert all((tmp_path / f"segment_{i:03d}.mp4").stat().st_size > 0 for i in range(3))
 
 
+def test_base_vary_shows_the_texts_the_model_wrote(clip, tmp_path):
+    with FakeGemini() as gemini:
+        result = run("run", str(clip), "--output-dir", str(tmp_path), "--cut", "fixed:2", "--strategy", "base_vary",
+                     "--text", "Buy now", "--context", "sales", "--json",
+                     env={"GOOGLE_API_KEY": API_KEY, "TEXT_VARIATIONS_BASE_URL": gemini.url})
+        [call] = gemini.model_calls()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    texts = ["Buy now", "Buy now (take 1)", "Buy now (take 2)"]
+    assert [s["text"] for s in report["segments"]] == texts
+    assert report["text_variations"] == {"texts": texts, "source": "model", "reason": None}
+    assert '"sales"' in call.prompt
+
+
+def test_base_vary_without_a_model_uses_base_text_and_says_why(clip, tmp_path):
+    result = run("run", str(clip), "--output-dir", str(tmp_path), "--cut", "fixed:2", "--strategy", "base_vary",
+                 "--text", "Buy now", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [s["text"] for s in report["segments"]] == ["Buy now"] * 3
+    assert report["text_variations"]["source"] == "fallback"
+    assert result.stderr.startswith("python -m processor: text variations: fallback: not_configured:")
+
+
 def test_random_cut_is_seeded_by_the_job_id(clip, tmp_path):
     def plan(job_id: str) -> list[float]:
         result = run("run", str(clip), "--output-dir", str(tmp_path / job_id), "--cut", "random:1:2",
@@ -48,6 +78,7 @@ def test_random_cut_is_seeded_by_the_job_id(clip, tmp_path):
     (["--cut", "sideways"], "expected fixed:SECONDS or random:MIN:MAX"),
     (["--strategy", "loud"], "invalid choice"),
     (["--stream-copy", "--text", "hi"], "--stream-copy cannot burn in --text"),
+    (["--strategy", "base_vary"], "need a --text to vary"),
 ])
 def test_bad_options_exit_2_with_one_line(clip, tmp_path, args, message):
     result = run("run", str(clip), "--output-dir", str(tmp_path), *args)

@@ -71,7 +71,8 @@ TEXT = TextInput(base_text="Base", unique_texts=("one", "two"))
     ("one_for_all", None, [None, None, None]),
     ("one_for_all", TEXT, ["Base", "Base", "Base"]),
     ("unique_for_all", TEXT, ["one", "two", "two"]),
-    ("base_vary", TEXT, ["one", "two", "two"]),
+    # base_vary plans base_text everywhere (the model's variations replace it later), whatever unique_texts say.
+    ("base_vary", TEXT, ["Base", "Base", "Base"]),
     ("base_vary", TextInput(base_text="Base"), ["Base", "Base", "Base"]),
     ("unique_for_all", TextInput(base_text="Base"), ["Base", "Base", "Base"]),
     ("one_for_all", TextInput(base_text="   "), [None, None, None]),

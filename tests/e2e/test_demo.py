@@ -13,11 +13,19 @@ def test_the_demo_routes_one_job_to_each_backend_and_completes_both(tmp_path):
     table = [line.split() for line in result.stdout.splitlines() if line.split()[1:2] in (["alice"], ["bob"])]
     assert [(row[1], row[2], row[4], row[5]) for row in table] == [
         ("alice", "lambda", "COMPLETED", "3"), ("bob", "celery", "COMPLETED", "3")]
-    # The stages each job went through, as the backend's stream endpoint saw them.
-    seen = {line.split()[0]: line.split()[2:] for line in result.stdout.split("stages seen", 1)[1].splitlines()[1:3]}
-    everything = ["queued", ">", "downloading_video", ">", "analyzing_duration", ">", "processing_segment", ">",
-                  "segment_uploaded", ">", "uploading_results", ">", "completed"]
-    assert seen == {"alice": everything, "bob": everything}
+    # The stages each job went through, as the backend's stream endpoint saw them: in today's order,
+    # from queued to completed. A row poll may overtake a message still in flight on the channel,
+    # and the helper then drops that older message rather than go backwards, so an intermediate
+    # stage can be absent on a loaded machine (tests/e2e/test_progress.py checks every message).
+    order = ["queued", "downloading_video", "analyzing_duration", "processing_segment", "segment_uploaded",
+             "uploading_results", "completed"]
+    seen = {line.split()[0]: line.split()[2::2] for line in result.stdout.split("stages seen", 1)[1].splitlines()[1:3]}
+    assert set(seen) == {"alice", "bob"}
+    for user, stages in seen.items():
+        assert stages[0] == "queued" and stages[-1] == "completed", (user, stages)
+        assert all(stage in order for stage in stages), (user, stages)
+        assert [order.index(stage) for stage in stages] == sorted({order.index(stage) for stage in stages}), (user, stages)
+        assert "processing_segment" in stages, (user, stages)
     with Image.open(tmp_path / "contact-sheet.png") as sheet:
         assert sheet.width > 1000 and sheet.height > 500
     assert len(list((tmp_path / "segments").rglob("segment_*.mp4"))) == 6

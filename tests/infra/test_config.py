@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, Settings, load
+from infra.config import ConfigError, Settings, TextVariationsSettings, load
 
 NS = "lambda-video-processor"
 BASE = {"aws:region": "eu-west-1", f"{NS}:existing": json.dumps({"bucketName": "videos-bucket"})}
@@ -120,3 +120,74 @@ def test_bad_configuration_names_its_key(overrides: dict[str, Any], key: str):
 def test_default_tags_are_allowed_when_nothing_is_adopted():
     loaded = settings(adoptExisting="false", aws__defaultTags=json.dumps({"tags": {"team": "video"}}))
     assert loaded.adopt_existing is False
+
+
+# --- base_vary's text variations ---------------------------------------------------------------
+
+FEDERATION = {"type": "external_account",
+              "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/aws/providers/aws",
+              "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+              "token_url": "https://sts.googleapis.com/v1/token",
+              "credential_source": {"environment_id": "aws1",
+                                    "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"
+                                                                      "?Action=GetCallerIdentity&Version=2011-06-15"}}
+
+
+def with_text_variations(text_variations: Any = None, api_key: str | None = None, secret: bool = True) -> Settings:
+    raw = dict(BASE)
+    if text_variations is not None:
+        raw[f"{NS}:textVariations"] = json.dumps(text_variations)
+    if api_key is not None:
+        raw[f"{NS}:textVariationsApiKey"] = api_key
+    return load(raw.get, lambda key: secret and key == f"{NS}:textVariationsApiKey")
+
+
+def test_text_variations_are_off_by_default():
+    assert settings().text_variations == TextVariationsSettings()
+
+
+def test_text_variations_through_vertex_ai_with_federation():
+    loaded = with_text_variations({"project": "video-share", "location": "us-central1", "credentialConfig": FEDERATION,
+                                   "model": "gemini-2.5-flash", "baseUrl": "https://proxy.example.com",
+                                   "timeoutSeconds": "20", "attempts": 3}).text_variations
+    assert loaded == TextVariationsSettings(project="video-share", location="us-central1", credential_config=FEDERATION,
+                                            model="gemini-2.5-flash", base_url="https://proxy.example.com",
+                                            timeout_seconds=20, attempts=3)
+
+
+def test_text_variations_through_an_api_key_held_as_a_secret():
+    assert with_text_variations(api_key="AIza-secret").text_variations == TextVariationsSettings(api_key="AIza-secret")
+
+
+TEXT_BAD = [
+    ({"project": "video-share"}, None, "textVariations.credentialConfig", "is required with project"),
+    ({"credentialConfig": FEDERATION}, None, "textVariations.project", "is required with credentialConfig"),
+    ({"project": "video-share", "credentialConfig": {**FEDERATION, "type": "service_account"}}, None,
+     "textVariations.credentialConfig", "never a service-account key"),
+    ({"project": "video-share", "credentialConfig": {k: v for k, v in FEDERATION.items() if k != "audience"}}, None,
+     "textVariations.credentialConfig", "lacks audience"),
+    ({"project": "video-share", "credentialConfig": {**FEDERATION, "credential_source": {"file": "/token"}}}, None,
+     "textVariations.credentialConfig.credential_source", "must be AWS's"),
+    ({"project": "Video_Share", "credentialConfig": FEDERATION}, None, "textVariations.project", "must be a Google"),
+    ({"model": "gemini 2.5"}, None, "textVariations.model", "must be a model name"),
+    ({"baseUrl": "proxy:8080"}, None, "textVariations.baseUrl", "must be an http(s) URL"),
+    ({"timeoutSeconds": 0}, None, "textVariations.timeoutSeconds", "must be a whole number from 1 to 120"),
+    ({"attempts": 6}, None, "textVariations.attempts", "must be a whole number from 1 to 5"),
+    ({"apiKey": "AIza"}, None, "textVariations.apiKey", "unknown key"),
+    ({"project": "video-share", "credentialConfig": FEDERATION}, "AIza", "textVariationsApiKey", "set one"),
+]
+
+
+@pytest.mark.parametrize(("text_variations", "api_key", "key", "problem"), TEXT_BAD)
+def test_bad_text_variations_name_their_key(text_variations: Any, api_key: str | None, key: str, problem: str):
+    with pytest.raises(ConfigError) as raised:
+        with_text_variations(text_variations, api_key)
+    assert raised.value.key == f"{NS}:{key}"
+    assert problem in raised.value.problem
+
+
+def test_an_api_key_that_is_not_a_secret_is_refused():
+    with pytest.raises(ConfigError) as raised:
+        with_text_variations(api_key="AIza-in-plain-text", secret=False)
+    assert raised.value.key == f"{NS}:textVariationsApiKey"
+    assert "pulumi config set --secret textVariationsApiKey" in raised.value.problem

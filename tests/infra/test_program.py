@@ -219,6 +219,52 @@ def test_environment_guard_refuses_reserved_keys_and_oversized_environments(monk
         function.environment(settings)
 
 
+FEDERATION = {"type": "external_account",
+              "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/aws/providers/aws",
+              "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+              "token_url": "https://sts.googleapis.com/v1/token",
+              "credential_source": {"environment_id": "aws1",
+                                    "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"
+                                                                      "?Action=GetCallerIdentity&Version=2011-06-15"}}
+
+
+def test_text_variations_reach_the_function_as_the_processor_reads_them():
+    declaration = run_program({**MINIMAL_CONFIG, "textVariations": {
+        "project": "video-share", "location": "us-central1", "credentialConfig": FEDERATION,
+        "model": "gemini-2.5-flash-lite", "baseUrl": "https://proxy.example.com", "timeoutSeconds": 20,
+        "attempts": 3}})
+    environment = declaration.function_environment
+    assert {key: value for key, value in environment.items() if key != "GOOGLE_CREDENTIAL_CONFIG"} == {
+        "S3_BUCKET_NAME": "easy-video-share-videos", "DYNAMODB_TABLE_NAME": "easy-video-share-video-metadata",
+        "MAX_ATTEMPTS": "3", "GOOGLE_CLOUD_PROJECT": "video-share", "GOOGLE_CLOUD_LOCATION": "us-central1",
+        "TEXT_VARIATIONS_MODEL": "gemini-2.5-flash-lite", "TEXT_VARIATIONS_BASE_URL": "https://proxy.example.com",
+        "TEXT_VARIATIONS_TIMEOUT_SECONDS": "20", "TEXT_VARIATIONS_ATTEMPTS": "3"}
+    assert json.loads(environment["GOOGLE_CREDENTIAL_CONFIG"]) == FEDERATION
+    # The federation configuration holds no secret: it is plain, and in the output too.
+    assert declaration.named("video-processor").secret_inputs == ()
+    assert declaration.outputs["functionEnvironment"] == environment
+    # Federation signs in with the role's own credentials: no new AWS permission.
+    policy = "video-processor-policy"
+    assert statements(declaration, policy) == statements(declared("minimal"), policy)
+
+
+def test_an_api_key_reaches_the_function_as_a_secret_and_no_output():
+    declaration = run_program({**MINIMAL_CONFIG, "textVariationsApiKey": "AIza-not-in-outputs"},
+                              secrets=("textVariationsApiKey",))
+    function = declaration.named("video-processor")
+    assert function.inputs["environment"]["variables"]["GOOGLE_API_KEY"] == "AIza-not-in-outputs"
+    assert function.secret_inputs == ("environment",)
+    assert "AIza-not-in-outputs" not in json.dumps(declaration.outputs)
+    assert set(declaration.outputs["functionEnvironment"]) == {"S3_BUCKET_NAME", "DYNAMODB_TABLE_NAME", "MAX_ATTEMPTS"}
+
+
+def test_an_api_key_in_plain_text_stops_the_program():
+    with pytest.raises(ProgramError) as raised:
+        run_program({**MINIMAL_CONFIG, "textVariationsApiKey": "AIza-plain"})
+    assert raised.value.message.startswith("configuration lambda-video-processor:textVariationsApiKey: must be set "
+                                           "as a secret")
+
+
 @pytest.mark.parametrize(("config_name", "retries", "age", "queue"), [
     ("minimal", 2, 21600, "arn:aws:sqs:us-east-1:123456789012:easy-video-share-video-processor-failures"),
     ("custom", 1, 3600, "arn:aws:sqs:eu-central-1:123456789012:clips-video-processor-failures"),
