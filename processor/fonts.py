@@ -210,6 +210,13 @@ class FontTable:
         for line in text.splitlines():
             self.runs(line)
 
+    def can_draw(self, text: str) -> bool:
+        try:
+            self.check(text)
+        except UnsupportedCharactersError:
+            return False
+        return True
+
 
 def load(path: Path) -> FontTable:
     """The table the layer build wrote (``fonts/caption-fonts.json``)."""

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import boto3
 
+from processor.binaries import font_table
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
 from processor.engine import check_texts, cut
@@ -40,7 +41,7 @@ from processor.progress import ProgressReporter
 from processor.publisher import ProgressPublisher, progress_publisher
 from processor.storage import VideoStorage
 from processor.text_model import generate_texts
-from processor.variations import MODEL, apply, wants_variations
+from processor.variations import MODEL, apply, drawable, wants_variations
 
 
 BUSY_POLL_SECONDS = 3.0
@@ -213,6 +214,7 @@ class JobRunner:
             log("text_variations_reused", job_id=job.job_id, source=variations.source)
         else:
             variations = generate_texts(base_text, len(segments), job.text_input.context, self.settings.text_model)
+            variations = drawable(variations, base_text, font_table().can_draw)
             self.store.save_text_variations(job.job_id, claim.attempt_id, variations)
             level = logging.INFO if variations.source == MODEL else logging.WARNING
             log("text_variations", job_id=job.job_id, level=level, source=variations.source,
