@@ -41,6 +41,11 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def lease_seconds() -> int:
+    """``JOB_LEASE_SECONDS``: the claim's lease, which the Celery app's redelivery also follows."""
+    return _positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+
+
 @dataclass(frozen=True)
 class Settings:
     bucket: str
@@ -61,5 +66,5 @@ class Settings:
             scratch_dir=Path(os.environ.get("SCRATCH_DIR") or tempfile.gettempdir()),
             encode=EncodeSettings.from_env(),
             max_attempts=_positive_int("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
-            lease_seconds=_positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
+            lease_seconds=lease_seconds(),
         )
