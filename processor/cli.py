@@ -1,7 +1,9 @@
 """``python -m processor run``: the engine on a local file, exactly as Lambda and Celery run it;
 ``python -m processor failures``: the events Lambda gave up on (`processor.failures`).
 
-Exit status: 0 done, 1 processing failed, 2 bad input (one line on stderr, never a traceback).
+Exit status: 0 done, 1 processing failed, 2 bad input, 130 interrupted (Ctrl-C); each with one
+line on stderr, never a traceback. Errors name the command's own flags (`--text #2`, `--crf`),
+not the job contract's fields they feed.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -22,6 +26,13 @@ from processor.probe import probe
 
 # Errors the user can fix by changing the command line or the input file.
 USER_ERRORS = (InvalidJobError, NotAVideoError, ConfigurationError)
+# What a shell reports for a command ended by SIGINT (128 + 2).
+INTERRUPTED_STATUS = 130
+# The contract's fields as the command's flags: the user typed the flags, not the fields.
+_FLAG_OF_FIELD = {"job_id": "--job-id", "text_strategy": "--strategy", "text_input.strategy": "--strategy",
+                  "text_input.base_text": "--text #1", "text_input.unique_texts": "--text",
+                  "text_input.context": "--context", "crf": "--crf", "preset": "--preset", "s3_key": "INPUT"}
+_TEXT_FIELD = re.compile(r"text_input\.unique_texts\[(\d+)\]")
 
 
 class UsageError(Exception):
@@ -71,11 +82,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_of(field: str) -> str:
+    """The command-line flag behind a job-contract field (`InvalidJobError.field`)."""
+    if field.startswith("cutting_options"):
+        return "--cut"
+    text = _TEXT_FIELD.fullmatch(field)
+    if text:
+        return f"--text #{int(text.group(1)) + 1}"
+    return _FLAG_OF_FIELD.get(field, field)
+
+
 def _text_input(strategy: str | None, texts: list[str]) -> tuple[str | None, dict | None]:
+    """The job's text fields; a strategy that would ignore some of the texts given is refused."""
     if not texts:
+        if strategy == "base_vary":
+            raise UsageError("--strategy base_vary needs one --text: the base text the variations are made from")
+        if strategy is not None:
+            raise UsageError(f"--strategy {strategy} needs --text (without it no text is burned in)")
         return strategy, None
+    if strategy == "one_for_all" and len(texts) > 1:
+        raise UsageError(f"--strategy one_for_all puts one text on every segment, got {len(texts)} --text; "
+                         "give one, or use --strategy unique_for_all for one per segment")
+    if strategy == "base_vary" and len(texts) > 1:
+        raise UsageError(f"--strategy base_vary takes exactly one --text (the base text), got {len(texts)}")
     strategy = strategy or ("one_for_all" if len(texts) == 1 else "unique_for_all")
     return strategy, {"strategy": strategy, "base_text": texts[0], "unique_texts": texts}
+
+
+def _check_input(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; give a video file")
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def _check_output_dir(path: Path) -> None:
+    """An existing --output-dir must be a folder this user can write, found before any encoding."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output-dir {path}: is not a directory")
+    if path.is_dir():
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as error:
+            raise UsageError(f"--output-dir {path}: cannot write there ({error.strerror})") from None
 
 
 class _ProgressBar:
@@ -97,8 +151,8 @@ class _ProgressBar:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if not args.input.is_file():
-        raise UsageError(f"{args.input}: no such file")
+    _check_input(args.input)
+    _check_output_dir(args.output_dir)
     overrides = {k: v for k, v in (("preset", args.preset), ("crf", args.crf)) if v is not None}
     if args.stream_copy:
         overrides["stream_copy"] = True
@@ -151,8 +205,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
         err.write(f"python -m processor: error: {error}\n")
         return 2
     except InvalidJobError as error:
-        field = "--cut" if error.field.startswith("cutting_options") else error.field
-        err.write(f"python -m processor: error: {field}: {error.problem}\n")
+        err.write(f"python -m processor: error: {flag_of(error.field)}: {error.problem}\n")
         return 2
     except USER_ERRORS as error:
         err.write(f"python -m processor: error: {error}\n")
@@ -160,3 +213,12 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     except ProcessorError as error:
         err.write(f"python -m processor: failed: {error}\n")
         return 1
+    except OSError as error:
+        # The disk filling up or a folder changing under the command: its own words, one line.
+        where = f"{error.filename}: " if error.filename else ""
+        err.write(f"python -m processor: failed: {where}{error.strerror or error}\n")
+        return 1
+    except KeyboardInterrupt:
+        # The engine has already removed its partial segments on the way out.
+        err.write("python -m processor: interrupted\n")
+        return INTERRUPTED_STATUS
