@@ -1,5 +1,6 @@
 """``python -m processor run``: the engine on a local file, exactly as Lambda and Celery run it;
-``python -m processor failures``: the events Lambda gave up on (`processor.failures`).
+``python -m processor failures``: the events Lambda gave up on (`processor.failures`);
+``python -m processor sweep``: jobs stuck QUEUED or PROCESSING (`processor.sweep`).
 
 Exit status: 0 done, 1 processing failed, 2 bad input, 130 interrupted (Ctrl-C); each with one
 line on stderr, never a traceback. Errors name the command's own flags (`--text #2`, `--crf`),
@@ -79,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     failures.add_argument("--mark-failed", action="store_true",
                           help="mark each unfinished job FAILED and remove its record")
     failures.add_argument("--limit", type=int, default=100, help="records to read at most (default: %(default)s)")
+    sweep = commands.add_parser("sweep", help="find jobs stuck QUEUED or PROCESSING; re-dispatch or fail them")
+    sweep.add_argument("--older-than", default="15m",
+                       help="how long a job must have been stuck: 90s, 15m, 2h, 1d (default: %(default)s)")
+    action = sweep.add_mutually_exclusive_group()
+    action.add_argument("--redispatch", action="store_true",
+                        help="send each stuck job again through the router (needs the router's configuration)")
+    action.add_argument("--mark-failed", action="store_true", help="mark each stuck job FAILED with the reason")
+    sweep.add_argument("--max-redispatches", type=int, default=2,
+                       help="re-dispatches per job before it is failed instead (default: %(default)s)")
+    sweep.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+    sweep.add_argument("--table", default=os.environ.get("DYNAMODB_TABLE_NAME"),
+                       help="the job table (default: $DYNAMODB_TABLE_NAME)")
     return parser
 
 
@@ -184,7 +197,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def settle_failures(args: argparse.Namespace, out: TextIO) -> int:
+def settle_failures(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from processor.failures import settle
     from processor.jobs import JobStore
 
@@ -197,10 +210,44 @@ def settle_failures(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _router_dispatch():
+    try:
+        import router
+    except ImportError as error:
+        raise UsageError(f"--redispatch sends jobs through the router, which cannot be imported here ({error}); "
+                         "install it with pip install '.[router]'") from None
+    return router.dispatch
+
+
+def sweep_jobs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from processor.jobs import JobStore
+    from processor.sweep import SweepError, parse_duration, sweep
+
+    if not args.table:
+        raise UsageError("--table is required when DYNAMODB_TABLE_NAME is not set")
+    if args.max_redispatches < 0:
+        raise UsageError(f"--max-redispatches must be 0 or more, got {args.max_redispatches}")
+    try:
+        older_than = parse_duration(args.older_than)
+    except SweepError as error:
+        raise UsageError(f"--older-than: {error}") from None
+    mode = "redispatch" if args.redispatch else "mark_failed" if args.mark_failed else "report"
+    results = sweep(JobStore(args.table), older_than_seconds=older_than, mode=mode, dry_run=args.dry_run,
+                    max_redispatches=args.max_redispatches,
+                    redispatch=_router_dispatch() if args.redispatch else None)
+    for result in results:
+        out.write(f"{result.job.job_id:36}  {result.job.status:10}  {result.action}\n")
+    out.write(f"{len(results)} stuck job(s) older than {args.older_than}\n")
+    return 0
+
+
+COMMANDS = {"run": run, "failures": settle_failures, "sweep": sweep_jobs}
+
+
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return settle_failures(args, out) if args.command == "failures" else run(args, out, err)
+        return COMMANDS[args.command](args, out, err)
     except UsageError as error:
         err.write(f"python -m processor: error: {error}\n")
         return 2
