@@ -3,7 +3,7 @@
 Read top to bottom, this is everything the stack declares (docs/deploying.md is the runbook).
 """
 
-from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs
+from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs, sweep
 from infra.artifacts import Artifact
 
 settings = config.from_stack()
@@ -20,6 +20,9 @@ sinks = function.sinks(settings)
 processor_access = iam.processor_access(settings, backend_resources, sinks.log_group, sinks.failure_queue)
 processor = function.declare(settings, backend_resources, ffmpeg, code, sinks, processor_access)
 alarms.declare(settings, processor.function, sinks.failure_queue)
+
+# The stuck-job sweep on a schedule (unless sweep.enabled is false).
+sweep.declare(settings, backend_resources, processor.function)
 
 # The backend's side: the router's live flags and the backend's permissions.
 router_flags = flags.declare(settings)

@@ -221,7 +221,7 @@ def scheduled_sweep(event: dict[str, Any], store: JobStore, function_name: str, 
         results = sweep(store, older_than_seconds=older_than, mode=mode, dry_run=event.get("dry_run") is True,
                         max_redispatches=limit, redispatch=lambda_redispatch(function_name), deadline=deadline)
     except SweepError as error:
-        log("sweep_refused", job_id=None, level=logging.ERROR, error=str(error), event=event)
+        log("sweep_refused", job_id=None, level=logging.ERROR, error=str(error), sweep_event=event)
         return {"action": "sweep", "error": str(error)}
     log("sweep_done", job_id=None, mode=mode, stuck=len(results))
     return {"action": "sweep", "mode": mode, "stuck": len(results),
