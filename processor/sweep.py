@@ -176,7 +176,7 @@ def _handle(store: JobStore, job: StuckJob, reason: str, *, mode: str, dry_run: 
         redispatch(event)
     except Exception as error:  # noqa: BLE001 - one job's failed send must not end the sweep of the others
         log("redispatch_failed", job_id=job.job_id, level=logging.ERROR, error=f"{type(error).__name__}: {error}")
-        return f"re-dispatch failed ({type(error).__name__}: {error}); counted, tried again by the next sweep"
+        return f"re-dispatch failed ({type(error).__name__}: {error}); counted; tried again by a later sweep"
     return f"re-dispatched ({done + 1} of {max_redispatches})"
 
 

@@ -159,7 +159,7 @@ def test_a_failed_send_is_counted_and_reported_and_the_sweep_goes_on(store, back
 
     results = {r.job.job_id: r.action for r in sweep(store, mode="redispatch", redispatch=refuse)}
     assert results == {job_id: "re-dispatch failed (ConnectionError: broker down for " + job_id +
-                       "); counted, tried again by the next sweep" for job_id in ("first", "second")}
+                       "); counted; tried again by a later sweep" for job_id in ("first", "second")}
     assert [backend.get_job_row(j, table)["sweep_redispatches"] for j in ("first", "second")] == [1, 1]
 
 
