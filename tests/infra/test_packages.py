@@ -72,7 +72,7 @@ def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function
         names = set(archive.namelist())
         on_disk = {f"processor/{path.relative_to(REPO / 'processor').as_posix()}"
                    for path in (REPO / "processor").rglob("*.py") if "__pycache__" not in path.parts}
-        worker_only = {"processor/celery_app.py", "processor/tasks.py"}
+        worker_only = {"processor/celery_app.py", "processor/redelivery.py", "processor/tasks.py"}
         assert {name for name in names if name.startswith("processor/")} == on_disk - worker_only
         assert "processor/handler.py" in names
 
