@@ -57,7 +57,7 @@ def test_lock_file_pins_the_versions_of_constraints_txt():
     lines = (REPO / "constraints.txt").read_text().split()
     constraints = dict(line.lower().split("==") for line in lines if "==" in line)
     pins = locked()
-    assert pins == {"redis": constraints["redis"]}
+    assert pins == {name: constraints[name] for name in ("redis", "ffmpeg-python", "future")}
 
 
 def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function_zips: tuple[Path, Path]):
@@ -70,7 +70,8 @@ def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function
         assert "processor/handler.py" in names
 
         dist_infos = {name.split("/", 1)[0] for name in names if ".dist-info/" in name}
-        assert dist_infos == {f"{name}-{version}.dist-info" for name, version in locked().items()}
+        # A wheel's .dist-info spells the project name with underscores (ffmpeg_python).
+        assert dist_infos == {f"{name.replace('-', '_')}-{version}.dist-info" for name, version in locked().items()}
         installed = set()
         for dist_info in dist_infos:
             for tag in archive.read(f"{dist_info}/WHEEL").decode().splitlines():
@@ -78,6 +79,8 @@ def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function
                     assert LAMBDA_TAG.fullmatch(tag.removeprefix("Tag: ")), tag
             # Every file the wheel installs is in the zip with the wheel's own hash.
             for path, digest, _ in csv.reader(io.StringIO(archive.read(f"{dist_info}/RECORD").decode())):
+                if path.startswith("../"):
+                    continue  # console scripts (future's futurize), written outside the tree and not shipped
                 installed.add(path)
                 if digest:
                     algorithm, expected = digest.split("=", 1)
@@ -85,8 +88,16 @@ def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function
                     assert actual.decode().rstrip("=") == expected, path
     # Nothing but the processor and what the locked wheels install.
     assert names - on_disk == installed
-    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc") or "/tests/" in name
+    # future/tests/ is a module of the future package itself (base classes for its own suite),
+    # part of the wheel like the rest; no test suite of any package is shipped.
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")
+                or ("/tests/" in name and not name.startswith("future/tests/"))
                 or name.startswith(("bin/", "boto3/", "botocore/"))]
+    assert sorted(name for name in names if name.startswith("future/tests/")) == [
+        "future/tests/__init__.py", "future/tests/base.py"]
+    # /var/task is first on Lambda's sys.path: a top-level test module there is what
+    # CVE-2025-50817 (future) would import (see docs/deploying.md).
+    assert not [name for name in names if name == "test.py" or name.startswith("test/")]
 
 
 def test_tests_never_enter_the_function_zip(tmp_path: Path):
@@ -102,11 +113,13 @@ def test_vendored_packages_import_from_the_zip_alone(function_zips: tuple[Path, 
     with zipfile.ZipFile(function_zips[0]) as archive:
         archive.extractall(tmp_path)
     # -I -S: no site-packages and no environment, so only the standard library and the zip.
-    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import redis, processor.contract; "
-            "print(redis.__file__, redis.__version__)")
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import redis, ffmpeg, future, processor.command; "
+            "print(redis.__file__, redis.__version__, ffmpeg.__file__, future.__file__, future.__version__)")
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(tmp_path / "redis" / "__init__.py"), locked()["redis"]]
+    assert result.stdout.split() == [str(tmp_path / "redis" / "__init__.py"), locked()["redis"],
+                                     str(tmp_path / "ffmpeg" / "__init__.py"),
+                                     str(tmp_path / "future" / "__init__.py"), locked()["future"]]
 
 
 def test_layer_zip_is_byte_for_byte_reproducible(tmp_path: Path):
