@@ -210,7 +210,7 @@ def _template(out_dir: Path) -> str:
 def segment_output(streams: Sequence[FilterableStream], out_dir: Path, times: Sequence[Fraction | float],
                    **options: object) -> OutputStream:
     """``segment_000.mp4``, ``segment_001.mp4``, ... in ``out_dir``, cut at ``times`` (the
-    first keyframe at or after each), every file starting at zero with its index up front."""
+    first keyframe at or after each); every file starts at time zero, its moov box first."""
     if not times:
         return ffmpeg.output(*streams, str(out_dir.absolute() / segment_name(0)), format="mp4",
                              movflags="+faststart", **options)
