@@ -23,6 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import ffmpeg
+from ffmpeg.nodes import OutputStream
+
 from processor import command
 from processor.binaries import font, tool
 from processor.engine import EncodeSettings, cut
@@ -46,13 +49,15 @@ def _segments(count: int, *, with_text: bool) -> list[Segment]:
             for i in range(count)]
 
 
-def _ffmpeg(args: list[str]) -> None:
-    subprocess.run([tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+def _ffmpeg(output: OutputStream) -> None:
+    argv = output.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
+        cmd=tool("ffmpeg"), overwrite_output=True)
+    subprocess.run(argv, check=True)
 
 
-def _encoder() -> list[str]:
-    return ["-c:v", "libx264", "-preset", SETTINGS.preset, "-crf", str(SETTINGS.crf),
-            "-c:a", "aac", "-b:a", command.AUDIO_BITRATE]
+def _encoder() -> dict[str, object]:
+    return {"c:v": "libx264", "preset": SETTINGS.preset, "crf": SETTINGS.crf, "c:a": "aac",
+            "b:a": command.AUDIO_BITRATE}
 
 
 def run_engine(source: Path, media: MediaInfo, segments: list[Segment], out: Path, settings: EncodeSettings) -> None:
@@ -61,21 +66,24 @@ def run_engine(source: Path, media: MediaInfo, segments: list[Segment], out: Pat
 
 
 def run_per_segment(source: Path, media: MediaInfo, segments: list[Segment], out: Path) -> None:
-    """The running backend's method: one ffmpeg per segment, ``-ss`` after ``-i``, same filters."""
+    """The running backend's method: one ffmpeg per segment, ``-ss`` after ``-i`` (an output
+    option), the engine's filters with the segment's text on every frame."""
     out.mkdir(parents=True, exist_ok=True)
     for segment in segments:
-        single = [Segment(0, 0.0, media.duration, segment.text)]
         text_file = out / f"text_{segment.index:03d}.txt"
         text_file.write_text(textfile_content(segment.text or "", *command.output_size(media)), encoding="utf-8")
-        graph = command.video_filters(media, single, {segment.text: text_file} if segment.text else {}, font())
-        _ffmpeg(["-i", str(source), "-ss", f"{segment.start:.3f}", "-t", f"{segment.duration:.3f}",
-                 "-map", "0:v:0", "-map", "0:a:0", "-vf", graph, *_encoder(), "-movflags", "+faststart",
-                 str(out / command.segment_name(segment.index))])
+        upload = command.source(source)
+        video = command.video_chain(upload["v:0"], media, {text_file: [(0, None)]} if segment.text else {},
+                                    Path(font()))
+        _ffmpeg(ffmpeg.output(video, upload["a:0"], str(out / command.segment_name(segment.index)),
+                              ss=f"{segment.start:.3f}", t=f"{segment.duration:.3f}", movflags="+faststart",
+                              **_encoder()))
 
 
 def run_bare(source: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    _ffmpeg(["-i", str(source), "-map", "0:v:0", "-map", "0:a:0", *_encoder(), str(out / "whole.mp4")])
+    upload = command.source(source)
+    _ffmpeg(ffmpeg.output(upload["v:0"], upload["a:0"], str(out / "whole.mp4"), **_encoder()))
 
 
 def run_file_copy(source: Path, out: Path) -> None:
@@ -107,9 +115,9 @@ def _phone_like_input() -> Path:
     source = WORK / "input-1080p30-60s.mp4"
     if not source.exists():
         raw = make_video(WORK / "testsrc-1080p30-60s.mp4", duration=DURATION, width=1920, height=1080, fps=30)
-        _ffmpeg(["-i", str(raw), "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
-                 "-b:v", "16M", "-maxrate", "16M", "-bufsize", "32M", "-g", "30", "-bf", "0",
-                 "-c:a", "copy", str(source)])
+        _ffmpeg(ffmpeg.input(str(raw)).output(
+            str(source), **{"c:v": "libx264", "preset": "veryfast", "profile:v": "high", "b:v": "16M",
+                            "maxrate": "16M", "bufsize": "32M", "g": 30, "bf": 0, "c:a": "copy"}))
         raw.unlink()
     return source
 

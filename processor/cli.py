@@ -168,9 +168,21 @@ class _ProgressBar:
             self.stream.write("\n")
 
 
+def _require_utf8(name: str, path: Path) -> None:
+    """ffmpeg-python, which builds the ffmpeg command, hashes every part of it as UTF-8: a
+    file name with other bytes (which Python carries as surrogates) cannot go through it."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{name} {os.fsencode(path)!r}: the path is not valid UTF-8, which ffmpeg-python "
+                         "needs; rename it") from None
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_input(args.input)
     _check_output_dir(args.output_dir)
+    _require_utf8("INPUT", args.input.absolute())
+    _require_utf8("--output-dir", args.output_dir.absolute())
     overrides = {k: v for k, v in (("preset", args.preset), ("crf", args.crf)) if v is not None}
     if args.stream_copy:
         overrides["stream_copy"] = True

@@ -162,8 +162,13 @@ def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out
             deadline: float | None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
         text_files = _write_texts(segments, media, Path(work))
+        # The graph names the font by a link beside the texts, so it holds only paths ending
+        # in names chosen here (see processor.command on whitespace), whatever the font's own.
+        font_link = Path(work) / "font"
+        if text_files:
+            font_link.symlink_to(Path(font()).absolute())
         argv = commands.encode_command(
             tool("ffmpeg"), input_path, media, segments, out_dir, preset=settings.preset,
-            crf=settings.crf, text_files=text_files, font=font() if text_files else "")
+            crf=settings.crf, text_files=text_files, font=font_link)
         run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
     return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,3 +177,16 @@ def test_an_output_dir_that_cannot_be_made_exits_2(clip, tmp_path):
     result = run("run", str(clip), "--output-dir", str(blocker / "out"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"python -m processor: error: --output-dir {blocker / 'out'}: Not a directory"
+
+
+@pytest.mark.parametrize("odd", ["input", "output"])
+def test_a_path_that_is_not_utf8_exits_2(clip, tmp_path, odd):
+    """Such names exist on Linux file systems; ffmpeg-python cannot carry them (see processor.cli)."""
+    latin1 = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(latin1)
+    source = shutil.copy(os.fsencode(clip), latin1 + b"/in.mp4") if odd == "input" else os.fsencode(clip)
+    out = latin1 + b"/out" if odd == "output" else os.fsencode(tmp_path / "out")
+    result = subprocess.run([sys.executable, "-m", "processor", "run", source, "--output-dir", out],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "not valid UTF-8" in result.stderr, result.stderr

@@ -76,8 +76,8 @@ def top_level_boxes(path: Path) -> list[str]:
     return boxes
 
 
-def ffmpeg_children() -> list[int]:
-    """ffmpeg processes whose parent is this test process, zombies included."""
+def children_named(name: str) -> list[int]:
+    """Processes called ``name`` whose parent is this test process, zombies included."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -86,8 +86,8 @@ def ffmpeg_children() -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if name == "ffmpeg" and int(fields[1]) == os.getpid():
+        command, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if command == name and int(fields[1]) == os.getpid():
             found.append(int(entry.name))
     return found
 
@@ -237,7 +237,7 @@ def test_a_near_deadline_kills_ffmpeg(tmp_path: Path, long_clip: Path):
             media=info, deadline=started + 0.4)
     elapsed = time.monotonic() - started
     assert 0.4 <= elapsed < 1.0, elapsed  # the whole encode takes seconds
-    assert ffmpeg_children() == []
+    assert children_named("ffmpeg") == []
     assert not list(tmp_path.glob("segment_*.mp4"))
 
 
@@ -264,18 +264,20 @@ def test_a_retry_removes_the_previous_attempts_extra_segments(tmp_path: Path, cl
 
 
 def _reference_frame(source: Path, text: str, frame: int) -> bytes:
-    """The same caption drawn from inline ``text=`` with expansion off: what literal looks like."""
+    """The same caption drawn from inline ``text=`` with expansion off: what literal looks like.
+
+    Built with ffmpeg-python too, so the hostile text goes through its escaping to the real
+    ffmpeg (wrapped text never starts or ends with whitespace, which it would not escape).
+    """
     info = probe(source)
-    placeholder = Path("/placeholder")
-    graph = command.video_filters(info, [Segment(0, 0.0, info.duration, text)], {text: placeholder},
-                                  binaries.font())
-    wrapped = textfile_content(text, *command.output_size(info))
-    graph = graph.replace(f"textfile={command.escape_filter_value(str(placeholder))}",
-                          f"text={command.escape_filter_value(wrapped)}")
-    result = subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(source), "-vf",
-                             f"{graph},select=eq(n\\,{frame})", "-frames:v", "1", "-f", "rawvideo",
-                             "-pix_fmt", "gray", "-"], capture_output=True, check=True)
-    return result.stdout
+    width, height = command.output_size(info)
+    video = command.conform(command.source(source)["v:0"], info)
+    video = video.filter("drawtext", fontfile=binaries.font(), text=textfile_content(text, width, height),
+                         expansion="none", **command.drawtext_style(width, height))
+    argv = (video.filter("select", f"eq(n,{frame})")
+            .output("pipe:", format="rawvideo", pix_fmt="gray", **{"frames:v": 1})
+            .global_args("-v", "error").compile(cmd=tool("ffmpeg")))
+    return subprocess.run(argv, capture_output=True, check=True).stdout
 
 
 @pytest.mark.parametrize("batch", range(0, len(HOSTILE_TEXTS), 4))
@@ -293,12 +295,17 @@ def test_hostile_texts_are_drawn_literally(tmp_path: Path, clip: Path, batch: in
         assert drawn != gray_frame(other.path)[2], text
 
 
+ODD_NAME = " lead, [a]; b='c': d\\e %f %%03d trail "
+"""Every character the filter graph, the option list or the segment muxer's template treats
+specially, and whitespace at both ends."""
+
+
 @pytest.fixture
 def awkward_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The font at a path full of filter-graph syntax (font() caches, so reset it around)."""
-    folder = tmp_path / "fonts, [a]; b='c': d\\e %f"
+    folder = tmp_path / f"fonts{ODD_NAME}"
     folder.mkdir()
-    path = Path(shutil.copy(binaries.font(), folder / "Rob'o:to, [x].ttf"))
+    path = Path(shutil.copy(binaries.font(), folder / f"{ODD_NAME}Rob'o:to, [x].ttf "))
     monkeypatch.setenv("VIDEO_FONT_FILE", str(path))
     binaries.font.cache_clear()
     yield path
@@ -306,11 +313,19 @@ def awkward_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
 
 def test_paths_with_filter_graph_syntax_are_escaped(tmp_path: Path, clip: Path, awkward_font: Path):
-    out_dir = tmp_path / "out 100%d, [x]; it's: a\\b"
+    odd = tmp_path / ODD_NAME
+    odd.mkdir()
+    source = Path(shutil.copy(clip, odd / f"{ODD_NAME}in.mp4"))
+    out_dir = odd / f"out 100%d, [x]; it's: a\\b{ODD_NAME}"
     segments = segments_of([0.0, 2.0, 4.0], ["left", "right"])
-    files = cut(clip, segments, out_dir, EncodeSettings())
+    files = cut(source, segments, out_dir, EncodeSettings())
     assert_matches_plan(files, segments, out_dir)
     assert binaries.font() == str(awkward_font)
+    _, _, drawn = gray_frame(files[0].path)
+    plain = cut(clip, segments_of([0.0, 2.0, 4.0]), tmp_path / "plain", EncodeSettings())
+    assert drawn != gray_frame(plain[0].path)[2], "no text drawn with the awkward font"
+    stream_copied = cut(source, segments_of([0.0, 2.0, 4.0]), out_dir / ODD_NAME, EncodeSettings(stream_copy=True))
+    assert [f.path.name for f in stream_copied] == ["segment_000.mp4", "segment_001.mp4"]
 
 
 def test_wrapped_text_stays_inside_the_safe_margin(tmp_path: Path, clip: Path):
