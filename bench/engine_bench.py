@@ -23,9 +23,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from processor import command, subtitles
-from processor.binaries import font_table, fonts_dir, tool
-from processor.engine import EncodeSettings, cut
+import ffmpeg
+from ffmpeg.nodes import OutputStream
+
+from processor import command
+from processor.binaries import tool
+from processor.engine import EncodeSettings, caption_pictures, cut
 from processor.plan import Segment
 from processor.probe import MediaInfo, probe
 from sandbox.media import make_video
@@ -51,14 +54,15 @@ def _segments(count: int, *, with_text: bool) -> list[Segment]:
             for i in range(count)]
 
 
-def _ffmpeg(args: list[str], environment: dict[str, str] | None = None) -> None:
-    subprocess.run([tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True,
-                   env={**os.environ, **environment} if environment else None)
+def _ffmpeg(output: OutputStream) -> None:
+    argv = output.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(
+        cmd=tool("ffmpeg"), overwrite_output=True)
+    subprocess.run(argv, check=True)
 
 
-def _encoder() -> list[str]:
-    return ["-c:v", "libx264", "-preset", SETTINGS.preset, "-crf", str(SETTINGS.crf),
-            "-c:a", "aac", "-b:a", command.AUDIO_BITRATE]
+def _encoder() -> dict[str, object]:
+    return {"c:v": "libx264", "preset": SETTINGS.preset, "crf": SETTINGS.crf, "c:a": "aac",
+            "b:a": command.AUDIO_BITRATE}
 
 
 def run_engine(source: Path, media: MediaInfo, segments: list[Segment], out: Path, settings: EncodeSettings) -> None:
@@ -67,25 +71,24 @@ def run_engine(source: Path, media: MediaInfo, segments: list[Segment], out: Pat
 
 
 def run_per_segment(source: Path, media: MediaInfo, segments: list[Segment], out: Path) -> None:
-    """The running backend's method: one ffmpeg per segment, ``-ss`` after ``-i``, same filters."""
+    """The running backend's method: one ffmpeg per segment, ``-ss`` after ``-i`` (an output
+    option), the engine's filters with the segment's text on every frame."""
     out.mkdir(parents=True, exist_ok=True)
-    config = out / "fonts.conf"
-    config.write_text(subtitles.fontconfig(fonts_dir()), encoding="utf-8")
     for segment in segments:
-        document = subtitles.captions(media, [Segment(0, 0.0, media.duration, segment.text)], font_table())
-        captions = None
-        if document is not None:
-            captions = out / f"captions_{segment.index:03d}.ass"
-            captions.write_text(document, encoding="utf-8")
-        _ffmpeg(["-i", str(source), "-ss", f"{segment.start:.3f}", "-t", f"{segment.duration:.3f}",
-                 "-map", "0:v:0", "-map", "0:a:0", "-vf", command.video_filters(media, captions), *_encoder(),
-                 "-movflags", "+faststart", str(out / command.segment_name(segment.index))],
-                {"FONTCONFIG_FILE": str(config)})
+        work = out / f"captions_{segment.index:03d}"
+        work.mkdir()
+        pictures = caption_pictures(media, [Segment(0, 0.0, media.duration, segment.text)], work)
+        upload = command.source(source)
+        video = command.video_chain(upload["v:0"], media, pictures)
+        _ffmpeg(ffmpeg.output(video, upload["a:0"], str(out / command.segment_name(segment.index)),
+                              ss=f"{segment.start:.3f}", t=f"{segment.duration:.3f}", movflags="+faststart",
+                              **_encoder()))
 
 
 def run_bare(source: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    _ffmpeg(["-i", str(source), "-map", "0:v:0", "-map", "0:a:0", *_encoder(), str(out / "whole.mp4")])
+    upload = command.source(source)
+    _ffmpeg(ffmpeg.output(upload["v:0"], upload["a:0"], str(out / "whole.mp4"), **_encoder()))
 
 
 def run_file_copy(source: Path, out: Path) -> None:
@@ -117,9 +120,9 @@ def _phone_like_input() -> Path:
     source = WORK / "input-1080p30-60s.mp4"
     if not source.exists():
         raw = make_video(WORK / "testsrc-1080p30-60s.mp4", duration=DURATION, width=1920, height=1080, fps=30)
-        _ffmpeg(["-i", str(raw), "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
-                 "-b:v", "16M", "-maxrate", "16M", "-bufsize", "32M", "-g", "30", "-bf", "0",
-                 "-c:a", "copy", str(source)])
+        _ffmpeg(ffmpeg.input(str(raw)).output(
+            str(source), **{"c:v": "libx264", "preset": "veryfast", "profile:v": "high", "b:v": "16M",
+                            "maxrate": "16M", "bufsize": "32M", "g": 30, "bf": 0, "c:a": "copy"}))
         raw.unlink()
     return source
 
@@ -229,10 +232,10 @@ def write_readme(table: str, machine: str) -> None:
         "upload: H.264 High, CABAC, 16 Mb/s, one keyframe a second. Every method uses libx264",
         "`veryfast` CRF 23 and AAC 128k; the text cases draw one caption per segment, in three",
         "scripts in turn (Latin with an emoji, Chinese, Arabic), and the per-segment method (the",
-        "running backend's: one ffmpeg per segment, `-ss` after `-i`) draws it with the same",
-        "filters (libass, `ass` filter). Engine times include checking every output with",
-        "ffprobe. Wall time is what a job waits; CPU time (all processes) is the steadier figure",
-        "on a shared machine.",
+        "running backend's: one ffmpeg per segment, `-ss` after `-i`) draws it the same way",
+        "(drawn once by libass, laid over its frames with `overlay`). Engine times include",
+        "checking every output with ffprobe. Wall time is what a job waits; CPU time (all",
+        "processes) is the steadier figure on a shared machine.",
         "",
         f"Machine: {machine}.",
         "",

@@ -3,7 +3,7 @@
 Read top to bottom, this is everything the stack declares (docs/deploying.md is the runbook).
 """
 
-from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs, progress_redis
+from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs, progress_redis, sweep
 from infra.artifacts import Artifact
 
 settings = config.from_stack()
@@ -24,6 +24,9 @@ processor_access = iam.processor_access(settings, backend_resources, sinks.log_g
                                         progress_redis_url)
 processor = function.declare(settings, backend_resources, ffmpeg, code, sinks, processor_access)
 alarms.declare(settings, processor.function, sinks.failure_queue)
+
+# The stuck-job sweep on a schedule (unless sweep.enabled is false).
+sweep.declare(settings, backend_resources, processor.function)
 
 # The backend's side: the router's live flags and the backend's permissions.
 router_flags = flags.declare(settings)

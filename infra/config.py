@@ -104,6 +104,25 @@ class TextVariationsSettings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """The stuck-job sweep's schedule (`infra/sweep.py`, `processor.sweep`)."""
+
+    enabled: bool
+    rate_minutes: int
+    older_than_minutes: int
+    action: str  # a key of SWEEP_ACTIONS
+    max_redispatches: int
+
+    @property
+    def mode(self) -> str:
+        return SWEEP_ACTIONS[self.action]
+
+
+# The config's spelling (camelCase, as every key) and the sweep event's mode.
+SWEEP_ACTIONS = {"redispatch": "redispatch", "markFailed": "mark_failed", "report": "report"}
+
+
+@dataclass(frozen=True)
 class Settings:
     project_name: str
     environment: str
@@ -112,6 +131,7 @@ class Settings:
     existing: ExistingResources
     function: FunctionSettings
     railway_user_name: str | None
+    sweep: SweepSettings
     # The Redis the function publishes progress to; it holds a password, so it is never printed.
     progress_redis_url: str | None = field(default=None, repr=False)
     text_variations: TextVariationsSettings = TextVariationsSettings()
@@ -291,6 +311,31 @@ def _text_variations(raw: str | None, api_key: str | None, api_key_is_secret: bo
     )
 
 
+def _sweep(raw: str | None) -> SweepSettings:
+    fields = ("enabled", "rateMinutes", "olderThanMinutes", "action", "maxRedispatches")
+    value = _object("sweep", raw, fields)
+
+    def key(name: str) -> str:
+        return _key(f"sweep.{name}")
+
+    enabled = value.get("enabled", True)
+    if isinstance(enabled, str):
+        enabled = _boolean(key("enabled"), enabled, default=True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(key("enabled"), f"must be true or false, got {enabled!r}")
+    action = value.get("action", "redispatch")
+    if action not in SWEEP_ACTIONS:
+        raise ConfigError(key("action"), f"must be one of {', '.join(SWEEP_ACTIONS)}, got {action!r}")
+    return SweepSettings(
+        enabled=enabled,
+        rate_minutes=_integer(key("rateMinutes"), value.get("rateMinutes", 15), 1, 24 * 60),
+        older_than_minutes=_integer(key("olderThanMinutes"), value.get("olderThanMinutes", 15), 1, 7 * 24 * 60),
+        action=action,
+        max_redispatches=_integer(key("maxRedispatches"), value.get("maxRedispatches", 2), 0, 10),
+    )
+
+
+
 def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
     """Validate the stack configuration read through ``get``; raise ConfigError naming the first bad key."""
     def scalar(name: str, default: str) -> str:
@@ -323,6 +368,7 @@ def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
         progress_redis_url=_progress_redis_url(get, is_secret),
         text_variations=_text_variations(get(_key("textVariations")), get(_key("textVariationsApiKey")),
                                          is_secret(_key("textVariationsApiKey"))),
+        sweep=_sweep(get(_key("sweep"))),
     )
 
 

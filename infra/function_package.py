@@ -34,8 +34,9 @@ PACKAGE_NAME = "video-processor.zip"
 LAMBDA_PLATFORM = ("--platform", "manylinux2014_x86_64", "--implementation", "cp",
                    "--python-version", "3.12", "--only-binary=:all:")
 _TEST_DIRS = {"tests", "test"}
-# The Celery worker's modules import celery, which neither the function nor its zip carries.
-WORKER_ONLY = {"celery_app.py", "tasks.py"}
+# The Celery worker's modules: they import celery (which neither the function nor its zip carries)
+# or configure only the worker.
+WORKER_ONLY = {"celery_app.py", "redelivery.py", "tasks.py"}
 
 
 class PackageError(Exception):

@@ -73,6 +73,17 @@ def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) ->
     ]
 
 
+def sweep_statements(table_arn: str, function_arn: str, redispatch: bool) -> list[dict[str, Any]]:
+    """The scheduled sweep's reads (a Scan: the table has no status index) and, when it
+    re-dispatches, the function invoking itself."""
+    scan = [statement("FindStuckJobs", ["dynamodb:Scan"], [table_arn])]
+    return scan + ([statement("RedispatchStuckJobs", ["lambda:InvokeFunction"], [function_arn])] if redispatch else [])
+
+
+def scheduler_statements(function_arn: str) -> list[dict[str, Any]]:
+    return [statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn])]
+
+
 def processor_access(settings: Settings, existing: Existing, log_group: aws.cloudwatch.LogGroup,
                      failure_queue: aws.sqs.Queue,
                      progress_parameter: aws.ssm.Parameter | None = None) -> ProcessorAccess:

@@ -1,10 +1,10 @@
 """The Celery app of the fallback worker: ``celery -A processor.celery_app worker``.
 
 Broker chosen by URL (``CELERY_BROKER_URL``, else ``REDIS_URL``), as in the running backend.
-With ``acks_late`` a task whose worker dies runs again, and Redis redelivers a task still
-unacknowledged after ``visibility_timeout``: both are safe because the job claim makes the
-task idempotent, and the visibility timeout is kept above the task's hard time limit so a
-long job is not delivered twice while it runs.
+With ``acks_late`` a task whose worker dies runs again: a pool child's death is rejected back
+to the queue at once, a killed worker's task comes back after a visibility timeout of about two
+job leases (`processor.redelivery`). Both are safe because the job claim makes the task
+idempotent: a copy of a task that is still running retries after the holder's lease.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+
+from processor.config import lease_seconds
+from processor.redelivery import transport_options
 
 TASK_TIME_LIMIT_SECONDS = int(os.environ.get("TASK_TIME_LIMIT_SECONDS", "3600"))
 
@@ -27,6 +30,6 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_time_limit=TASK_TIME_LIMIT_SECONDS + 60,
     task_ignore_result=True,
-    broker_transport_options={"visibility_timeout": TASK_TIME_LIMIT_SECONDS + 600},
+    broker_transport_options=transport_options(lease_seconds()),
     broker_connection_retry_on_startup=True,
 )

@@ -1,4 +1,5 @@
-"""The ffmpeg argv for one cut: pure, so every option is checked without running ffmpeg.
+"""The ffmpeg argv for one cut: an ffmpeg-python graph, compiled. Pure, so every option is
+checked without running ffmpeg.
 
 One decode and one encode for all segments: the segment muxer splits the single encoded
 stream at keyframes forced at the cut points, and each text is drawn only on its segments'
@@ -22,6 +23,20 @@ segment starts, and both carry errors that flip a test made exactly at a frame's
 
 Half a frame of room on each side absorbs both, and the same midpoints bound each text's
 time range (see processor.subtitles for the captions' clock).
+
+The graph is built from small parts meant to be combined: ``source`` (the input, with the
+caller's input options), ``conform`` (the picture every output shares), ``draw_captions`` (the
+captions' pictures laid over their frames), ``segment_output`` and ``compile_command``;
+``caption_pictures_command`` draws those pictures first (see processor.subtitles).
+
+Escaping, as ffmpeg-python 0.2.0 does it (checked in tests/test_command.py against a port of
+FFmpeg's parser, and on the real ffmpeg in tests/test_engine.py): in each filter it escapes
+``\\ ' = :`` in every option key and value, then ``\\ ' [ ] , ;`` over the whole filter, which
+is what FFmpeg's two parsing levels (the option list, then the graph) need. It escapes no
+whitespace, and both levels strip unescaped whitespace at either end of a value. So only
+numbers, expressions built here and absolute paths ending in a name chosen here go into the
+graph (``graph_path``). Everything else is a plain argv element, which needs no escaping,
+except the segment muxer's file name template (``_template``).
 """
 
 from __future__ import annotations
@@ -30,27 +45,36 @@ import bisect
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import ffmpeg
+from ffmpeg.nodes import FilterableStream, OutputStream
 
 from processor.plan import MIN_TAIL_SECONDS, Segment
 from processor.probe import INPUT_OPTIONS, MediaInfo
 
+if TYPE_CHECKING:  # processor.subtitles builds on this module's frame arithmetic
+    from processor.subtitles import Caption, Captions
+
 SEGMENT_TEMPLATE = "segment_%03d.mp4"
+CAPTION_NAME = "caption_{:03d}.png"
 # 120/240 fps phone slow-motion costs Lambda two to four times the encoding for frames a
 # feed does not show; very low rates are raised so every planned segment gets frames.
 MAX_OUTPUT_FPS = Fraction(60)
 MIN_OUTPUT_FPS = Fraction(15)
 AUDIO_BITRATE = "128k"
 # Progress on stdout as key=value lines, every quarter second; errors only on stderr, so its
-# tail is the reason when ffmpeg fails.
-GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
-                  "-progress", "pipe:1", "-stats_period", "0.25", "-y")
+# tail is the reason when ffmpeg fails. ffmpeg-python puts global arguments after the outputs,
+# where ffmpeg still reads them as global options.
+GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
+               "-progress", "pipe:1", "-stats_period", "0.25")
 # Drop the uploader's metadata (GPS position, device) and chapters.
-_STRIP = ("-map_metadata", "-1", "-map_chapters", "-1")
-# Special characters of the two parsers a filter option value goes through: the option list
-# (key=value pairs split on ':') and then the filter graph (filters split on ',' and ';',
-# labels in brackets). Both unescape backslashes and strip unescaped outer whitespace.
-_OPTION_SPECIAL = frozenset("\\':")
-_GRAPH_SPECIAL = frozenset("\\'[],;")
+_STRIP = {"map_metadata": -1, "map_chapters": -1}
+# av_get_token's whitespace: what FFmpeg strips at both ends of an unescaped value.
+_GRAPH_WHITESPACE = " \n\t\r"
+
+Span = tuple[int, int | None]
+"""Frames [first, end) of the output on which something shows; ``None``: to the end."""
 
 
 def segment_name(index: int) -> str:
@@ -58,11 +82,13 @@ def segment_name(index: int) -> str:
     return SEGMENT_TEMPLATE % index
 
 
-def escape_filter_value(value: str) -> str:
-    """Escape an option value (a path, an expression) for a filter graph string."""
-    def escape(text: str, special: frozenset[str]) -> str:
-        return "".join(f"\\{char}" if char in special or char.isspace() else char for char in text)
-    return escape(escape(value, _OPTION_SPECIAL), _GRAPH_SPECIAL)
+def graph_path(path: Path | str) -> str:
+    """A file path as it may go into the filter graph: absolute, so it cannot start with
+    whitespace, and refused if it ends with some, which FFmpeg would strip (see above)."""
+    text = str(Path(path).absolute())
+    if text != text.rstrip(_GRAPH_WHITESPACE):
+        raise ValueError(f"{text!r} ends with whitespace, which the filter graph would drop")
+    return text
 
 
 def _seconds(value: Fraction | float) -> str:
@@ -96,14 +122,14 @@ def cut_times(segments: Sequence[Segment], rate: Fraction) -> list[Fraction]:
     return [(frame - Fraction(1, 2)) / rate for frame in cut_frames(segments, rate)]
 
 
-def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str, list[tuple[int, int | None]]]:
-    """Frame ranges [first, end) on which each distinct text shows; None: to the end.
+def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str, list[Span]]:
+    """Frame ranges on which each distinct text shows.
 
     Segments sharing a text share one caption, and neighbouring ranges merge, so one text
     on every segment is a single caption from the first frame to the last.
     """
     bounds = [0, *frames]
-    ranges: dict[str, list[tuple[int, int | None]]] = {}
+    ranges: dict[str, list[Span]] = {}
     for i, segment in enumerate(segments):
         if segment.text is None:
             continue
@@ -115,58 +141,131 @@ def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str,
     return ranges
 
 
-def video_filters(media: MediaInfo, subtitles: Path | None) -> str:
-    """fps first (fewer frames for the rest), then even size and yuv420p, then the captions.
+def source(input_path: Path, **input_options: object) -> FilterableStream:
+    """The upload as an ffmpeg input, local files only (``INPUT_OPTIONS``), with the caller's
+    input options (for example ``ss`` to seek before decoding)."""
+    return ffmpeg.input(str(Path(input_path).absolute()), **INPUT_OPTIONS, **input_options)
 
-    ffmpeg has already turned the picture upright (autorotate) before this graph. The captions
-    are an ASS file (processor.subtitles) that libass draws: only its path is in the graph.
+
+def conform(video: FilterableStream, media: MediaInfo) -> FilterableStream:
+    """The picture every output shares: fps first (fewer frames for the rest), then an even
+    size and yuv420p.
+
+    ffmpeg has already turned the picture upright (autorotate) before the graph.
     """
-    rate = output_rate(media)
     width, height = output_size(media)
-    filters = [f"fps={rate}"]
+    video = video.filter("fps", fps=str(output_rate(media)))
     if (width, height) != (media.display_width, media.display_height):
-        filters.append(f"crop={width}:{height}")
-    filters.append("format=yuv420p")
-    if subtitles is not None:
-        # complex: HarfBuzz shaping, which Arabic joining and Indic conjuncts need.
-        filters.append(f"ass=filename={escape_filter_value(str(subtitles.absolute()))}:shaping=complex")
-    return ",".join(filters)
+        video = video.filter("crop", w=width, h=height)
+    return video.filter("format", pix_fmts="yuv420p")
 
 
-def _output(times: Sequence[Fraction | float], out_dir: Path) -> list[str]:
-    if not times:
-        return ["-f", "mp4", "-movflags", "+faststart", str(out_dir.absolute() / segment_name(0))]
+def enable_expression(spans: Sequence[Span], rate: Fraction) -> str | None:
+    """A filter's ``enable`` for frame ranges, with bounds half a frame before each range's
+    first frame and end frame, so float noise in ``t`` cannot move a frame across a bound."""
+    terms = []
+    for start, end in spans:
+        factors = []
+        if start > 0:
+            factors.append(f"gte(t,{_seconds((start - Fraction(1, 2)) / rate)})")
+        if end is not None:
+            factors.append(f"lt(t,{_seconds((end - Fraction(1, 2)) / rate)})")
+        if not factors:
+            return None
+        terms.append("*".join(factors))
+    return "+".join(terms)
+
+
+def caption_pictures_command(ffmpeg_path: str, captions: Captions, colours: Path, alpha: Path,
+                             out_dir: Path) -> list[str]:
+    """Draw caption i as picture ``caption_{i:03d}.png`` in ``out_dir``: RGBA, cut to the
+    caption's rectangle, so that each picture holds only what is laid over the frames.
+
+    libass draws the captions' ASS files (``colours`` and ``alpha``, see processor.subtitles) on
+    black canvases, one caption a second; the all-white drawing becomes the alpha of the
+    coloured one, which is premultiplied and so is divided back by it.
+    """
+    count = len(captions.captions)
+    canvas = f"color=c=black:s={captions.width}x{captions.height}:r=1:d={count}"
+    # rgb24: libass blends in the canvas's own values, so white on black is exactly the alpha.
+    black = ffmpeg.input(canvas, f="lavfi").filter("format", pix_fmts="rgb24").split()
+    coloured = black[0].filter("ass", filename=graph_path(colours), shaping="complex")
+    opacity = black[1].filter("ass", filename=graph_path(alpha), shaping="complex").filter("extractplanes", "r")
+    merged = ffmpeg.filter([coloured, opacity], "alphamerge").filter("unpremultiply", inplace=1).split()
+    outputs = [merged[i].filter("select", f"eq(n,{i})")
+               .filter("crop", w=caption.width, h=caption.height, x=caption.x, y=caption.y)
+               .output(str(caption_picture(out_dir, i).absolute()), update=1, **{"frames:v": 1})
+               for i, caption in enumerate(captions.captions)]
+    return compile_command(ffmpeg_path, ffmpeg.merge_outputs(*outputs))
+
+
+def caption_picture(out_dir: Path, index: int) -> Path:
+    return out_dir / CAPTION_NAME.format(index)
+
+
+def draw_captions(video: FilterableStream, pictures: Sequence[tuple[Path, Caption]], rate: Fraction) -> FilterableStream:
+    """Each caption's rectangle of its picture laid over the frames it shows on.
+
+    Only paths of pictures are in the graph: the user's text is in the ASS files they were
+    drawn from, where libass reads it as text, with no %{...} expansion.
+    """
+    for picture, caption in pictures:
+        enable = enable_expression(caption.spans, rate)
+        # One still picture: overlay keeps it for every frame after its end (eof_action=repeat).
+        video = ffmpeg.filter([video, source(picture)], "overlay", x=caption.x, y=caption.y, format="yuv420",
+                              eof_action="repeat", **({"enable": enable} if enable else {}))
+    return video
+
+
+def video_chain(video: FilterableStream, media: MediaInfo,
+                pictures: Sequence[tuple[Path, Caption]] = ()) -> FilterableStream:
+    """The whole video filter chain: conformed, then the captions on their frame ranges."""
+    return draw_captions(conform(video, media), pictures, output_rate(media))
+
+
+def _template(out_dir: Path) -> str:
     # The segment muxer expands printf patterns in the whole path, not only in the name.
-    template = str(out_dir.absolute()).replace("%", "%%") + "/" + SEGMENT_TEMPLATE
-    return ["-f", "segment",
-            "-segment_times", ",".join(_seconds(t) for t in times),
-            "-reset_timestamps", "1",
-            "-segment_format", "mp4",
-            "-segment_format_options", "movflags=+faststart",
-            template]
+    return str(out_dir.absolute()).replace("%", "%%") + "/" + SEGMENT_TEMPLATE
 
 
-def _inputs(tool_path: str, input_path: Path, media: MediaInfo) -> list[str]:
+def segment_output(streams: Sequence[FilterableStream], out_dir: Path, times: Sequence[Fraction | float],
+                   **options: object) -> OutputStream:
+    """``segment_000.mp4``, ``segment_001.mp4``, ... in ``out_dir``, cut at ``times`` (the
+    first keyframe at or after each); every file starts at time zero, its moov box first."""
+    if not times:
+        return ffmpeg.output(*streams, str(out_dir.absolute() / segment_name(0)), format="mp4",
+                             movflags="+faststart", **options)
+    return ffmpeg.output(*streams, _template(out_dir), format="segment",
+                         segment_times=",".join(_seconds(t) for t in times), reset_timestamps=1,
+                         segment_format="mp4", segment_format_options="movflags=+faststart", **options)
+
+
+def compile_command(ffmpeg_path: str, output: OutputStream) -> list[str]:
+    """The argv, with the global arguments the runner (processor.transcode) relies on."""
+    return output.global_args(*GLOBAL_ARGS).compile(cmd=ffmpeg_path, overwrite_output=True)
+
+
+def _mapped(upload: FilterableStream, video: FilterableStream, media: MediaInfo) -> list[FilterableStream]:
     # The first video and audio streams only: phones add timecode and metadata tracks.
-    maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if media.has_audio else [])
-    return [tool_path, *GLOBAL_OPTIONS, *INPUT_OPTIONS, "-i", str(input_path.absolute()), *maps, *_STRIP]
+    return [video, upload["a:0"]] if media.has_audio else [video]
 
 
-def encode_command(ffmpeg: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
-                   out_dir: Path, *, preset: str, crf: int, subtitles: Path | None = None) -> list[str]:
-    """Re-encode to H.264/AAC, one segment file per planned segment, with the captions of
-    ``subtitles`` (processor.subtitles.captions for the same segments) drawn in."""
+def encode_command(ffmpeg_path: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
+                   out_dir: Path, *, preset: str, crf: int,
+                   pictures: Sequence[tuple[Path, Caption]] = ()) -> list[str]:
+    """Re-encode to H.264/AAC, one segment file per planned segment, with the captions'
+    pictures (``caption_pictures_command`` for processor.subtitles.captions of the same
+    segments) laid over their frames."""
     times = cut_times(segments, output_rate(media))
-    command = _inputs(ffmpeg, input_path, media)
-    command += ["-vf", video_filters(media, subtitles),
-                # The graph's fps filter made the stream constant-rate; keep its timestamps.
-                "-fps_mode", "passthrough",
-                "-c:v", "libx264", "-preset", preset, "-crf", str(crf)]
+    upload = source(input_path)
+    video = video_chain(upload["v:0"], media, pictures)
+    # The graph's fps filter made the stream constant-rate; keep its timestamps.
+    options: dict[str, object] = {"c:v": "libx264", "preset": preset, "crf": crf, "fps_mode": "passthrough", **_STRIP}
     if times:
-        command += ["-force_key_frames", ",".join(_seconds(t) for t in times)]
+        options["force_key_frames"] = ",".join(_seconds(t) for t in times)
     if media.has_audio:
-        command += ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
-    return command + _output(times, out_dir)
+        options.update({"c:a": "aac", "b:a": AUDIO_BITRATE})
+    return compile_command(ffmpeg_path, segment_output(_mapped(upload, video, media), out_dir, times, **options))
 
 
 def stream_copy_possible(media: MediaInfo, segments: Sequence[Segment]) -> bool:
@@ -191,12 +290,15 @@ def copy_keyframes(segments: Sequence[Segment], keyframes: Sequence[float], dura
     return chosen
 
 
-def copy_command(ffmpeg: str, input_path: Path, media: MediaInfo, keyframes: Sequence[float],
+def copy_command(ffmpeg_path: str, input_path: Path, media: MediaInfo, keyframes: Sequence[float],
                  out_dir: Path) -> list[str]:
     """Cut just before the given keyframes without re-encoding the video; audio that is not
     AAC is encoded to AAC, which costs little next to video."""
-    command = _inputs(ffmpeg, input_path, media) + ["-c:v", "copy"]
+    upload = source(input_path)
+    options: dict[str, object] = {"c:v": "copy", **_STRIP}
     if media.has_audio:
-        command += ["-c:a", "copy"] if media.audio_codec == "aac" else ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
+        options.update({"c:a": "copy"} if media.audio_codec == "aac" else {"c:a": "aac", "b:a": AUDIO_BITRATE})
     half_frame = 1 / (2 * media.fps)
-    return command + _output([key - half_frame for key in keyframes], out_dir)
+    output = segment_output(_mapped(upload, upload["v:0"], media), out_dir,
+                            [key - half_frame for key in keyframes], **options)
+    return compile_command(ffmpeg_path, output)

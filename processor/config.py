@@ -44,6 +44,11 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
+def lease_seconds() -> int:
+    """``JOB_LEASE_SECONDS``: the claim's lease, which the Celery app's redelivery also follows."""
+    return _positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+
+
 @dataclass(frozen=True)
 class Settings:
     bucket: str
@@ -66,7 +71,7 @@ class Settings:
             scratch_dir=Path(os.environ.get("SCRATCH_DIR") or tempfile.gettempdir()),
             encode=EncodeSettings.from_env(),
             max_attempts=_positive_int("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
-            lease_seconds=_positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
+            lease_seconds=lease_seconds(),
             progress_redis_parameter=os.environ.get("PROGRESS_REDIS_PARAMETER", "").strip() or None,
             text_model=TextModelSettings.from_env(),
         )

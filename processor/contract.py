@@ -8,6 +8,7 @@ models check no bounds; everything a user controls is bounded here, and every vi
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from dataclasses import dataclass, field
@@ -253,6 +254,41 @@ def make_job(*, job_id: Any, s3_key: Any, cutting_options: Any = None, text_stra
         bucket=_bucket(bucket, expected_bucket),
         source=_optional_str(source, "source", 64),
     )
+
+
+# Today's task signature; the worker binds each delivery to it itself, so that a delivery that does
+# not match is a job failed with the reason instead of a TypeError Celery logs and acknowledges.
+CELERY_TASK_PARAMETERS = ("s3_input_key", "job_id", "cutting_options", "text_strategy", "text_input", "user_id")
+_CELERY_SIGNATURE = inspect.Signature([
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                      default=inspect.Parameter.empty if index < 2 else None)
+    for index, name in enumerate(CELERY_TASK_PARAMETERS)])
+
+
+def celery_job_id(args: tuple[Any, ...], kwargs: Mapping[str, Any], task_id: Any) -> Any:
+    """The job a delivery is about, even when its arguments do not bind: the ``job_id`` keyword,
+    the second positional argument, else the task id (the router sends the job id as task id)."""
+    for candidate in (kwargs.get("job_id"), args[1] if len(args) > 1 else None, task_id):
+        try:
+            return validate_job_id(candidate)
+        except InvalidJobError:
+            continue
+    return kwargs.get("job_id", args[1] if len(args) > 1 else None)
+
+
+def parse_celery_call(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, bucket: str | None = None) -> Job:
+    """A delivery of `tasks.process_video_task`, checked against today's signature."""
+    try:
+        bound = _CELERY_SIGNATURE.bind(*args, **kwargs)
+    except TypeError as error:
+        raise InvalidJobError("task arguments", f"{error}; expected ({', '.join(CELERY_TASK_PARAMETERS)}), "
+                                                f"got {len(args)} positional and "
+                                                f"{sorted(kwargs) or 'no'} keyword arguments") from None
+    bound.apply_defaults()
+    fields = bound.arguments
+    return make_job(job_id=fields["job_id"], s3_key=fields["s3_input_key"], cutting_options=fields["cutting_options"],
+                    text_strategy=fields["text_strategy"], text_input=fields["text_input"],
+                    user_id=fields["user_id"], bucket=bucket, source="celery")
 
 
 def parse_event(event: Any, *, expected_bucket: str | None = None) -> Job:

@@ -96,16 +96,21 @@ def _clear_outputs(out_dir: Path) -> None:
         stale.unlink()
 
 
-def _write_captions(media: MediaInfo, segments: Sequence[Segment], work: Path) -> tuple[Path | None, dict[str, str]]:
-    """The .ass file for ffmpeg's ``ass`` filter and the environment that points libass at
-    the layer's fonts alone; (None, {}) when no segment has text."""
-    document = subtitles.captions(media, segments, font_table())
-    if document is None:
-        return None, {}
-    captions, config = work / "captions.ass", work / "fonts.conf"
-    captions.write_text(document, encoding="utf-8")
+def caption_pictures(media: MediaInfo, segments: Sequence[Segment], work: Path,
+                     deadline: float | None = None) -> list[tuple[Path, subtitles.Caption]]:
+    """Each distinct caption drawn once into a picture in ``work`` (see processor.subtitles),
+    with the fonts of the layer alone; nothing when no segment has text."""
+    captions = subtitles.captions(media, segments, font_table())
+    if captions is None:
+        return []
+    colours, alpha, config = work / "captions.ass", work / "captions-alpha.ass", work / "fonts.conf"
+    colours.write_text(captions.colours, encoding="utf-8")
+    alpha.write_text(captions.alpha, encoding="utf-8")
     config.write_text(subtitles.fontconfig(fonts_dir()), encoding="utf-8")
-    return captions, {"FONTCONFIG_FILE": str(config.absolute())}
+    run_ffmpeg(commands.caption_pictures_command(tool("ffmpeg"), captions, colours, alpha, work),
+               duration=len(captions.captions), deadline=deadline,
+               environment={"FONTCONFIG_FILE": str(config.absolute())})
+    return [(commands.caption_picture(work, i), caption) for i, caption in enumerate(captions.captions)]
 
 
 def check_texts(texts: Iterable[str | None]) -> None:
@@ -173,9 +178,8 @@ def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out
             settings: EncodeSettings, on_progress: Callable[[float], None] | None,
             deadline: float | None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
-        captions, environment = _write_captions(media, segments, Path(work))
+        pictures = caption_pictures(media, segments, Path(work), deadline)
         argv = commands.encode_command(tool("ffmpeg"), input_path, media, segments, out_dir,
-                                       preset=settings.preset, crf=settings.crf, subtitles=captions)
-        run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline,
-                   environment=environment)
+                                       preset=settings.preset, crf=settings.crf, pictures=pictures)
+        run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
     return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)

@@ -3,6 +3,9 @@
 Async invocations: the return value goes nowhere (except to an on-success destination), so
 what matters is the job row and the exception. Permanent errors return after marking the job
 FAILED; transient ones raise so Lambda's async retry runs the job again.
+
+The same function runs the stuck-job sweep when its schedule invokes it with
+``{"action": "sweep", ...}`` (`processor.sweep`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Mapping
 from processor.contract import parse_event
 from processor.logs import log
 from processor.pipeline import build_runner
+from processor.sweep import is_sweep_event, scheduled_sweep
 
 # Time kept back from Lambda's limit to stop ffmpeg, remove partial segments and mark the row
 # FAILED: if Lambda killed the invocation first, the job would stay PROCESSING until its lease ran out.
@@ -26,6 +30,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     log("invocation", job_id=job_id if isinstance(job_id, str) else None,
         request_id=getattr(context, "aws_request_id", None), remaining_seconds=round(remaining, 1))
     runner = build_runner("lambda")
+    if is_sweep_event(event):
+        return scheduled_sweep(event, runner.store, context.function_name, deadline)
     # A duplicate of a job another attempt holds waits here for it to finish or lapse: raising
     # at once would spend Lambda's two retries within three minutes of a long job.
     outcome = runner.run_request(lambda: parse_event(event, expected_bucket=runner.settings.bucket), job_id,

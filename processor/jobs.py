@@ -38,8 +38,10 @@ MAX_ERROR_MESSAGE = 1000
 # the lease lapsed; the holder renews it at least every quarter of it.
 DEFAULT_LEASE_SECONDS = 120
 
-_CLAIMABLE = ("attribute_not_exists(video_id) OR #status = :queued "
-              "OR (#status = :processing AND lease_expires_at < :now_epoch)")
+# Nothing holds the job: QUEUED, or PROCESSING under a lease nobody renews. A claim may take it;
+# `processor.sweep` calls it stuck once it has stayed so too long.
+UNHELD = "#status = :queued OR (#status = :processing AND lease_expires_at < :now_epoch)"
+_CLAIMABLE = f"attribute_not_exists(video_id) OR {UNHELD}"
 _OWNED = "processing_attempt_id = :attempt AND #status = :processing"
 
 
@@ -194,6 +196,21 @@ class JobStore:
             {":failed": FAILED, ":message": message[:MAX_ERROR_MESSAGE], ":type": error_type,
              ":failed_stage": FAILED_STAGE, ":now": now, ":queued": QUEUED, ":processing": PROCESSING,
              ":now_epoch": int(time.time())},
+        )
+
+    def note_redispatch(self, job_id: str, stale_before: str, limit: int) -> bool:
+        """Count one re-dispatch of a stuck job (`processor.sweep`); False when it is no longer
+        stuck or has had ``limit`` already, so two sweeps never both send it."""
+        now = utc_timestamp()
+        # updated_at moves on: the next sweep leaves the job one more threshold to be picked up.
+        return self._update(
+            "re-dispatch count", job_id,
+            "SET sweep_redispatches = if_not_exists(sweep_redispatches, :zero) + :one, "
+            "last_redispatched_at = :now, updated_at = :now",
+            f"attribute_exists(video_id) AND ({UNHELD}) AND updated_at < :stale_before "
+            "AND (attribute_not_exists(sweep_redispatches) OR sweep_redispatches < :limit)",
+            {":zero": 0, ":one": 1, ":now": now, ":queued": QUEUED, ":processing": PROCESSING,
+             ":now_epoch": int(time.time()), ":stale_before": stale_before, ":limit": limit},
         )
 
     def release(self, job_id: str, attempt_id: str, message: str) -> bool:

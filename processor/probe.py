@@ -6,19 +6,22 @@ sees (``display_width`` x ``display_height``) is not the coded size; both are ke
 
 from __future__ import annotations
 
-import json
-import subprocess
+import os
+import signal
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import ffmpeg
 
 from processor.binaries import tool
 from processor.errors import NotAVideoError
 
 # Uploads are local files; refusing every other protocol stops a crafted playlist (HLS,
 # concat) inside an "mp4" from making ffprobe or ffmpeg fetch URLs or splice other files.
-INPUT_OPTIONS = ("-protocol_whitelist", "file")
+INPUT_OPTIONS = {"protocol_whitelist": "file"}
 # Demuxers that turn a single picture into a "video stream": a renamed photo is not a video.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif_pipe", "bmp_pipe",
                   "tiff_pipe", "svg_pipe")
@@ -53,15 +56,49 @@ class MediaInfo:
         return self.width if self.rotation in (90, 270) else self.height
 
 
-def _ffprobe(path: Path, entries: list[str]) -> dict[str, Any]:
-    command = [tool("ffprobe"), "-v", "error", *INPUT_OPTIONS, *entries, "-of", "json",
-               str(Path(path).absolute())]
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace",
-                            timeout=PROBE_TIMEOUT_SECONDS, check=False)
-    if result.returncode != 0:
-        reason = result.stderr.strip().splitlines()[-1:] or ["unreadable"]
-        raise NotAVideoError(f"{Path(path).name} is not a readable media file: {reason[0]}")
-    return json.loads(result.stdout or "{}")
+def _ffprobe(path: Path, **options: str) -> dict[str, Any]:
+    """ffprobe's JSON for a local file, through ffmpeg.probe.
+
+    ffmpeg.probe always asks for ``-show_format -show_streams``; a ``show_entries`` option
+    narrows those sections to the named fields (their tags stay: ffprobe replaces invalid
+    UTF-8 in them, so the JSON always decodes). It waits for ffprobe without a time limit,
+    hence the watchdog.
+    """
+    target = str(Path(path).absolute())
+    binary = tool("ffprobe")
+    stopped = threading.Event()
+    watchdog = threading.Timer(PROBE_TIMEOUT_SECONDS, _stop_ffprobe, (binary, target, stopped))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return ffmpeg.probe(target, cmd=binary, v="error", **INPUT_OPTIONS, **options)
+    except ffmpeg.Error as error:
+        if stopped.is_set():
+            raise NotAVideoError(f"{Path(path).name} could not be read: ffprobe was stopped after "
+                                 f"{PROBE_TIMEOUT_SECONDS} s") from None
+        reason = error.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["unreadable"]
+        raise NotAVideoError(f"{Path(path).name} is not a readable media file: {reason[0]}") from None
+    finally:
+        watchdog.cancel()
+
+
+def _stop_ffprobe(binary: str, target: str, stopped: threading.Event) -> None:
+    """Kill this process's ffprobe that reads ``target``.
+
+    ffmpeg.probe does not expose its process, so it is found in /proc (Linux, as in Lambda
+    and the worker's image): a child of this process whose argv starts with the binary and
+    ends with the file.
+    """
+    wanted = [os.fsencode(binary), os.fsencode(target)]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")[:-1]
+            if parent == os.getpid() and argv[:1] + argv[-1:] == wanted:
+                stopped.set()
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
 
 
 def _rate(text: str | None) -> Fraction | None:
@@ -128,12 +165,10 @@ def probe(path: Path) -> MediaInfo:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(path)
-    data = _ffprobe(path, [
-        "-show_entries",
+    data = _ffprobe(path, show_entries=(
         "format=duration,format_name:stream=codec_type,codec_name,pix_fmt,width,height,"
         "r_frame_rate,avg_frame_rate,duration:stream_disposition=attached_pic"
-        ":stream_side_data=rotation",
-    ])
+        ":stream_side_data=rotation"))
     return parse_probe(data, path.name)
 
 
@@ -142,8 +177,7 @@ def keyframe_times(path: Path) -> list[float]:
 
     Read from packet flags, so only the container is parsed, nothing is decoded.
     """
-    data = _ffprobe(Path(path), ["-select_streams", "v:0", "-show_entries",
-                                 "format=start_time:packet=pts_time,flags"])
+    data = _ffprobe(Path(path), select_streams="v:0", show_entries="format=start_time:packet=pts_time,flags")
     start = float((data.get("format") or {}).get("start_time") or 0.0)
     times = (float(packet["pts_time"]) - start for packet in data.get("packets") or []
              if "K" in packet.get("flags", "") and packet.get("pts_time") not in (None, "N/A"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
@@ -90,7 +91,7 @@ class Router:
         decision = decide(fields, flags)
         try:
             job = self._job(fields)
-            self.table.record(job.job_id, decision)
+            self.table.record(job.job_id, decision, json.dumps(job.to_event(), ensure_ascii=False))
             decision = self._send(job, decision, flags)
         except DispatchError as error:
             count_failure(error.kind)

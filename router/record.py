@@ -5,6 +5,10 @@ it). A PutItem here could overwrite a worker's ``PROCESSING``; an unconditional 
 create a half row for a job the backend never wrote. So every write is conditional on the row
 existing, the routing record never touches ``status``, and ``FAILED`` is only written over a
 row no worker has claimed. The one read is the progress stream's (`router.progress`).
+
+The routing record also keeps the Lambda event that was sent (``dispatch_event``, JSON): the
+backend writes none of the job's request on the row, and the stuck-job sweep
+(`processor.sweep`) needs it to send a stranded job again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from processor.contract import utc_timestamp
 from router.decide import Decision
 from router.errors import RecordError, RowMissingError
 
+# Every later write to the row (each progress heartbeat) is billed by the whole item's size, and a
+# DynamoDB item holds 400 KB at most: a request larger than this is not kept (the sweep then
+# fails its job instead of re-dispatching it). Requests are a few hundred bytes in practice.
+MAX_STORED_EVENT_BYTES = 8 * 1024
 TABLE_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 
 
@@ -44,16 +52,22 @@ class JobTable:
         """The row as it is now (a strongly consistent GetItem), or None if there is none."""
         return self._dynamodb_table().get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
 
-    def record(self, job_id: str, decision: Decision) -> None:
-        """Note where the job goes; refuses (`RowMissingError`) a job whose row does not exist."""
+    def record(self, job_id: str, decision: Decision, event: str | None = None) -> None:
+        """Note where the job goes (and, given ``event``, what was sent); refuses (`RowMissingError`)
+        a job whose row does not exist."""
+        expression = "SET processing_backend = :backend, routing_reason = :reason, dispatched_at = :at, " \
+                     "fell_back = :fell_back"
+        values = {":backend": decision.backend, ":reason": decision.reason, ":at": utc_timestamp(),
+                  ":fell_back": decision.fell_back}
+        if event is not None and len(event.encode()) <= MAX_STORED_EVENT_BYTES:
+            expression += ", dispatch_event = :event"
+            values[":event"] = event
         try:
             self._dynamodb_table().update_item(
                 Key={"video_id": job_id},
-                UpdateExpression="SET processing_backend = :backend, routing_reason = :reason, "
-                                 "dispatched_at = :at, fell_back = :fell_back",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(video_id)",
-                ExpressionAttributeValues={":backend": decision.backend, ":reason": decision.reason,
-                                           ":at": utc_timestamp(), ":fell_back": decision.fell_back},
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if _condition_failed(error):

@@ -229,6 +229,8 @@ class LocalLambda:
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
             "_HANDLER": self.spec.handler, "PATH": LAMBDA_PATH, "LANG": "en_US.UTF-8", "TZ": ":UTC",
             **self.spec.environment,
+            # A function that calls Lambda (the scheduled sweep re-invokes itself) reaches this invoker.
+            "AWS_ENDPOINT_URL_LAMBDA": self.endpoint,
             "_REQUEST_ID": request_id, "_DEADLINE_MS": str(deadline_ms), "_RESULT_FD": str(result_fd),
         }
 

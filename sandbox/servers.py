@@ -73,10 +73,10 @@ class MotoServer:
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[MotoServer]:
-    """A moto server process on a free loopback port."""
+    """A moto server process on a free loopback port (with DynamoDB's atomic writes: `sandbox.moto_launcher`)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_launcher", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).status == 200,

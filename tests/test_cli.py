@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
@@ -11,14 +13,26 @@ import pytest
 
 from sandbox.gemini import API_KEY, FakeGemini
 from sandbox.media import make_not_a_video, make_video
+from tests.processes import running_ffmpeg, wait_until
+
+COMMAND = [sys.executable, "-m", "processor"]
+# Root writes anywhere: without these capabilities it obeys a folder's mode like any user.
+WITHOUT_ROOT_OVERRIDES = ["setpriv", "--inh-caps=-dac_override,-dac_read_search,-fowner",
+                          "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
 
 MODEL_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CREDENTIAL_CONFIG")
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     environment = {name: value for name, value in os.environ.items() if name not in MODEL_VARIABLES}
-    return subprocess.run([sys.executable, "-m", "processor", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([*prefix, *COMMAND, *args], capture_output=True, text=True, timeout=120,
                           env={**environment, **(env or {})})
+
+
+def one_line_error(result: subprocess.CompletedProcess, status: int = 2) -> str:
+    assert result.returncode == status, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +92,17 @@ def test_random_cut_is_seeded_by_the_job_id(clip, tmp_path):
     (["--cut", "sideways"], "expected fixed:SECONDS or random:MIN:MAX"),
     (["--strategy", "loud"], "invalid choice"),
     (["--stream-copy", "--text", "hi"], "--stream-copy cannot burn in --text"),
-    (["--strategy", "base_vary"], "need a --text to vary"),
+    (["--text", "ok", "--text", "x" * 501], "--text #2: must be at most 500 characters, got 501"),
+    (["--crf", "99"], "--crf: must be from 0 to 51 (x264's CRF scale), got 99"),
+    (["--preset", "sluggish"], "--preset: must be one of ultrafast"),
+    (["--job-id", "not/a/job"], "--job-id: must be 1 to 128 letters"),
+    (["--strategy", "one_for_all", "--text", "a", "--text", "b"],
+     "--strategy one_for_all puts one text on every segment, got 2 --text"),
+    (["--strategy", "base_vary"], "--strategy base_vary needs one --text"),
+    (["--strategy", "base_vary", "--text", "a", "--text", "b"],
+     "--strategy base_vary takes exactly one --text (the base text), got 2"),
+    (["--strategy", "unique_for_all"], "--strategy unique_for_all needs --text"),
+    (["--context", "sales"], "--context needs --strategy base_vary"),
 ])
 def test_bad_options_exit_2_with_one_line(clip, tmp_path, args, message):
     result = run("run", str(clip), "--output-dir", str(tmp_path), *args)
@@ -93,6 +117,52 @@ def test_a_caption_no_font_can_draw_exits_2_naming_the_characters(clip, tmp_path
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "U+0F00 'ༀ' (TIBETAN SYLLABLE OM)" in result.stderr
     assert not list(tmp_path.glob("segment_*"))
+
+
+def test_errors_never_name_the_job_contracts_fields(clip, tmp_path):
+    for args in (["--text", "x" * 501], ["--crf", "52"], ["--job-id", "bad id"], ["--cut", "random:5:2"]):
+        message = one_line_error(run("run", str(clip), "--output-dir", str(tmp_path), *args))
+        for field in ("text_input", "unique_texts", "cutting_options", "job_id", ": crf"):
+            assert field not in message, message
+
+
+def test_a_directory_given_as_input_is_called_a_directory(tmp_path):
+    message = one_line_error(run("run", str(tmp_path), "--output-dir", str(tmp_path / "out")))
+    assert message == f"python -m processor: error: {tmp_path}: is a directory; give a video file"
+
+
+def test_an_existing_file_as_output_dir_is_not_a_directory(clip, tmp_path):
+    message = one_line_error(run("run", str(clip), "--output-dir", "/etc/passwd"))
+    assert message == "python -m processor: error: --output-dir /etc/passwd: is not a directory"
+
+
+def test_an_output_dir_that_cannot_be_written_exits_2_before_any_work(clip, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    prefix = tuple(WITHOUT_ROOT_OVERRIDES) if os.geteuid() == 0 else ()
+    message = one_line_error(run("run", str(clip), "--output-dir", str(locked), "--text", "hi", prefix=prefix))
+    assert message == f"python -m processor: error: --output-dir {locked}: cannot write there (Permission denied)"
+    assert list(locked.iterdir()) == []
+
+
+def test_ctrl_c_mid_encode_exits_130_with_one_line_and_leaves_the_folder_clean(tmp_path):
+    video = make_video(tmp_path / "long.mp4", duration=30.0, width=1280, height=720)
+    out = tmp_path / "out"
+    # A terminal's Ctrl-C signals the whole foreground process group: the command and its ffmpeg.
+    process = subprocess.Popen([*COMMAND, "run", str(video), "--output-dir", str(out), "--cut", "fixed:5",
+                                "--text", "interrupted"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        wait_until(lambda: running_ffmpeg(process.pid) and any(out.glob("segment_*.mp4")), 90,
+                   lambda: f"the encode never started (exit status {process.poll()})")
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr == "python -m processor: interrupted\n"
+    assert list(out.iterdir()) == []
 
 
 def test_missing_input_and_non_video_input_exit_2(tmp_path):
@@ -115,3 +185,16 @@ def test_an_output_dir_that_cannot_be_made_exits_2(clip, tmp_path):
     result = run("run", str(clip), "--output-dir", str(blocker / "out"))
     assert result.returncode == 2
     assert result.stderr.strip() == f"python -m processor: error: --output-dir {blocker / 'out'}: Not a directory"
+
+
+@pytest.mark.parametrize("odd", ["input", "output"])
+def test_a_path_that_is_not_utf8_exits_2(clip, tmp_path, odd):
+    """Such names exist on Linux file systems; ffmpeg-python cannot carry them (see processor.cli)."""
+    latin1 = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(latin1)
+    source = shutil.copy(os.fsencode(clip), latin1 + b"/in.mp4") if odd == "input" else os.fsencode(clip)
+    out = latin1 + b"/out" if odd == "output" else os.fsencode(tmp_path / "out")
+    result = subprocess.run([sys.executable, "-m", "processor", "run", source, "--output-dir", out],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "not valid UTF-8" in result.stderr, result.stderr

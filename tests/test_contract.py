@@ -2,7 +2,8 @@
 
 import pytest
 
-from processor.contract import (FixedCut, RandomCut, TextInput, make_job, parse_event, validate_s3_key)
+from processor.contract import (FixedCut, RandomCut, TextInput, celery_job_id, make_job, parse_celery_call,
+                                parse_event, validate_s3_key)
 from processor.errors import InvalidJobError
 
 BUCKET = "easy-video-share-videos"
@@ -32,6 +33,47 @@ def test_celery_args_keep_todays_positional_order():
     job = parse_event(event(), expected_bucket=BUCKET)
     assert job.celery_args() == ["uploads/u1/video.mp4", job.job_id, {"type": "fixed", "duration_seconds": 30},
                                  "one_for_all", job.text_input.to_dict(), "u1"]
+
+
+def test_a_celery_call_with_todays_arguments_is_the_job_the_router_sends():
+    job = parse_event(event(), expected_bucket=BUCKET)
+    parsed = parse_celery_call(tuple(job.celery_args()), {}, bucket=BUCKET)
+    assert (parsed.job_id, parsed.s3_key, parsed.cut, parsed.text_input, parsed.user_id, parsed.source) == \
+        (job.job_id, job.s3_key, job.cut, job.text_input, "u1", "celery")
+    by_keyword = parse_celery_call(("uploads/u1/video.mp4",), {"job_id": job.job_id, "user_id": "u2"})
+    assert (by_keyword.job_id, by_keyword.user_id, by_keyword.cut) == (job.job_id, "u2", FixedCut(30))
+
+
+@pytest.mark.parametrize("args, kwargs, problem", [
+    (("k", "job-1", None, None, None, "u1", "extra"), {}, "too many positional arguments"),
+    (("k",), {}, "missing a required argument: 'job_id'"),
+    ((), {}, "missing a required argument: 's3_input_key'"),
+    (("k", "job-1"), {"segment_length": 5}, "got an unexpected keyword argument 'segment_length'"),
+    (("k", "job-1"), {"job_id": "job-2"}, "multiple values for argument 'job_id'"),
+])
+def test_a_celery_call_that_does_not_bind_names_the_mismatch_and_the_signature(args, kwargs, problem):
+    with pytest.raises(InvalidJobError) as raised:
+        parse_celery_call(args, kwargs)
+    assert raised.value.field == "task arguments"
+    assert problem in raised.value.problem
+    assert "expected (s3_input_key, job_id, cutting_options, text_strategy, text_input, user_id)" in raised.value.problem
+
+
+def test_a_celery_call_with_wrong_types_fails_on_the_field():
+    with pytest.raises(InvalidJobError) as raised:
+        parse_celery_call(("k", "job-1", "ten seconds"), {})
+    assert raised.value.field == "cutting_options"
+
+
+@pytest.mark.parametrize("args, kwargs, task_id, expected", [
+    (("k", "job-1", None, None, None, "u1", "extra"), {}, "task-9", "job-1"),
+    (("k",), {"job_id": "job-2"}, "task-9", "job-2"),
+    (("k",), {}, "job-3", "job-3"),
+    (("k", "not a job id!"), {}, "job-4", "job-4"),
+    ((), {}, None, None),
+])
+def test_the_job_of_a_delivery_is_found_even_when_its_arguments_do_not_bind(args, kwargs, task_id, expected):
+    assert celery_job_id(args, kwargs, task_id) == expected
 
 
 def test_absent_cutting_options_mean_fixed_thirty_seconds():

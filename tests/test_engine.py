@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -73,8 +74,8 @@ def top_level_boxes(path: Path) -> list[str]:
     return boxes
 
 
-def ffmpeg_children() -> list[int]:
-    """ffmpeg processes whose parent is this test process, zombies included."""
+def children_named(name: str) -> list[int]:
+    """Processes called ``name`` whose parent is this test process, zombies included."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -83,8 +84,8 @@ def ffmpeg_children() -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if name == "ffmpeg" and int(fields[1]) == os.getpid():
+        command, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if command == name and int(fields[1]) == os.getpid():
             found.append(int(entry.name))
     return found
 
@@ -234,7 +235,7 @@ def test_a_near_deadline_kills_ffmpeg(tmp_path: Path, long_clip: Path):
             media=info, deadline=started + 0.4)
     elapsed = time.monotonic() - started
     assert 0.4 <= elapsed < 1.0, elapsed  # the whole encode takes seconds
-    assert ffmpeg_children() == []
+    assert children_named("ffmpeg") == []
     assert not list(tmp_path.glob("segment_*.mp4"))
 
 
@@ -260,10 +261,15 @@ def test_a_retry_removes_the_previous_attempts_extra_segments(tmp_path: Path, cl
     assert sorted(tmp_path.glob("segment_*.mp4")) == [f.path for f in files]
 
 
+ODD_NAME = " lead, [a]; b='c': d\\e %f %%03d trail "
+"""Every character the filter graph, the option list or the segment muxer's template treats
+specially, and whitespace at both ends."""
+
+
 @pytest.fixture
 def awkward_fonts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The fonts in a folder full of filter-graph and XML syntax (fonts_dir() caches: reset it)."""
-    folder = tmp_path / "fonts, [a]; b='c': d\\e %f & <g>"
+    folder = tmp_path / f"fonts & <g>{ODD_NAME}"
     folder.mkdir()
     for font in binaries.fonts_dir().iterdir():
         (folder / font.name).symlink_to(font)
@@ -275,18 +281,25 @@ def awkward_fonts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 
 def test_paths_with_filter_graph_syntax_are_escaped(tmp_path: Path, clip: Path, awkward_fonts: Path,
                                                     monkeypatch: pytest.MonkeyPatch):
-    out_dir = tmp_path / "out 100%d, [x]; it's: a\\b"
+    odd = tmp_path / ODD_NAME
+    odd.mkdir()
+    source = Path(shutil.copy(clip, odd / f"{ODD_NAME}in.mp4"))
+    out_dir = odd / f"out 100%d, [x]; it's: a\\b{ODD_NAME}"
     segments = segments_of([0.0, 2.0, 4.0], ["left", "你好"])
     lossless = EncodeSettings(crf=0)
-    files = cut(clip, segments, out_dir, lossless)
+    files = cut(source, segments, out_dir, lossless)
     assert_matches_plan(files, segments, out_dir)
     assert binaries.fonts_dir() == awkward_fonts
     # The captions were drawn with the fonts found there: the same pixels as from the layer.
     monkeypatch.delenv("VIDEO_FONTS_DIR")
     binaries.fonts_dir.cache_clear()
     plain = cut(clip, segments, tmp_path / "plain", lossless)
-    for file, other in zip(files, plain):
+    bare = cut(clip, segments_of([0.0, 2.0, 4.0]), tmp_path / "bare", lossless)
+    for file, other, without in zip(files, plain, bare):
         assert gray_frame(file.path) == gray_frame(other.path)
+        assert gray_frame(file.path) != gray_frame(without.path), "no text drawn"
+    stream_copied = cut(source, segments_of([0.0, 2.0, 4.0]), out_dir / ODD_NAME, EncodeSettings(stream_copy=True))
+    assert [f.path.name for f in stream_copied] == ["segment_000.mp4", "segment_001.mp4"]
 
 
 def test_wrapped_text_stays_inside_the_safe_margin(tmp_path: Path, clip: Path):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+from processor import probe as probe_module
 from processor.binaries import tool
 from processor.errors import NotAVideoError
 from processor.probe import keyframe_times, parse_probe, probe
 from sandbox.media import make_audio_only, make_not_a_video, make_video
+from tests.test_engine import children_named
 
 
 def _data(**video: object) -> dict:
@@ -118,3 +122,34 @@ def test_a_missing_file_is_not_mistaken_for_a_bad_upload(tmp_path: Path):
 def test_keyframe_times_read_from_packets(tmp_path: Path):
     video = make_video(tmp_path / "k.mp4", duration=4.0)  # one keyframe a second
     assert keyframe_times(video) == pytest.approx([0.0, 1.0, 2.0, 3.0], abs=1e-6)
+
+
+def test_metadata_that_is_not_utf8_still_probes(tmp_path: Path):
+    """ffmpeg.probe decodes ffprobe's output as strict UTF-8; ffprobe replaces invalid bytes
+    in tags (its string_validation), so a phone's odd metadata cannot break it."""
+    video = make_video(tmp_path / "v.mp4", duration=1.0)
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run([os.fsencode(tool("ffmpeg")), b"-v", b"error", b"-i", os.fsencode(video), b"-c", b"copy",
+                    b"-metadata", b"title=caf\xe9 \xff\xfe", os.fsencode(tagged)], check=True)
+    assert probe(tagged).duration == pytest.approx(1.0, abs=0.04)
+
+
+def test_a_stuck_ffprobe_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ffprobe blocks opening a FIFO nobody writes to: the watchdog must kill it."""
+    fifo = tmp_path / "stuck.mp4"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(probe_module, "PROBE_TIMEOUT_SECONDS", 0.5)
+
+    def unblock() -> None:  # without a working watchdog, fail after 30 s instead of hanging
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    safety = threading.Timer(30, unblock)
+    safety.start()
+    try:
+        with pytest.raises(NotAVideoError, match="ffprobe was stopped after 0.5 s"):
+            keyframe_times(fifo)
+    finally:
+        safety.cancel()
+    assert children_named("ffprobe") == []

@@ -38,3 +38,35 @@ def test_without_a_running_redis_a_private_redis_server_is_started():
         assert client.config_get("save") == {"save": ""}
     with pytest.raises(redis.ConnectionError):
         client.ping()
+
+
+def test_racing_conditional_claims_on_one_row_let_exactly_one_win(backend_world):
+    """DynamoDB's guarantee the job claim rests on, kept by the sandbox's moto (`sandbox.moto_launcher`):
+    a plain threaded moto server lets two of these win now and then."""
+    import threading
+
+    table = boto3.resource("dynamodb").Table(backend_world.table)
+    barrier = threading.Barrier(4)
+
+    def claim(job: str, winners: list[int], attempt: int) -> None:
+        barrier.wait()
+        try:
+            table.update_item(Key={"video_id": job}, UpdateExpression="SET #status = :processing, attempt = :attempt",
+                              ConditionExpression="#status = :queued", ExpressionAttributeNames={"#status": "status"},
+                              ExpressionAttributeValues={":processing": "PROCESSING", ":queued": "QUEUED",
+                                                         ":attempt": attempt})
+            winners.append(attempt)
+        except table.meta.client.exceptions.ConditionalCheckFailedException:
+            pass
+
+    for trial in range(40):
+        job = f"race-{trial}"
+        backend.put_job_row(job, "uploads/u/v.mp4")
+        winners: list[int] = []
+        threads = [threading.Thread(target=claim, args=(job, winners, attempt)) for attempt in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(winners) == 1, f"trial {trial}: {len(winners)} claims won"
+        assert backend.get_job_row(job)["attempt"] == winners[0]

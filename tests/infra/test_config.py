@@ -38,6 +38,9 @@ def test_defaults_are_the_issues():
             function.reserved_concurrency, function.log_retention_days, function.max_retry_attempts,
             function.max_event_age_seconds) == (3008, 900, 10240, "x86_64", None, 30, 2, 21600)
     assert loaded.railway_user_name is None
+    sweep = loaded.sweep
+    assert (sweep.enabled, sweep.rate_minutes, sweep.older_than_minutes, sweep.action, sweep.mode,
+            sweep.max_redispatches) == (True, 15, 15, "redispatch", "redispatch", 2)
     assert loaded.function_name == "easy-video-share-video-processor"
     assert loaded.flags_parameter_name == "/easy-video-share/dev/router-flags"
 
@@ -66,6 +69,10 @@ def test_accepts_every_key_and_the_cli_forms_of_numbers_and_booleans():
     assert loaded.existing.upload_prefix == "incoming/raw/"
     assert (loaded.function.memory_mb, loaded.function.reserved_concurrency, loaded.function.max_event_age_seconds) == (
         10240, 0, 60)
+    sweep = settings(sweep={"enabled": "false", "rateMinutes": "1", "olderThanMinutes": 10080, "action": "markFailed",
+                            "maxRedispatches": 0}).sweep
+    assert (sweep.enabled, sweep.rate_minutes, sweep.older_than_minutes, sweep.mode, sweep.max_redispatches) == (
+        False, 1, 10080, "mark_failed", 0)
 
 
 BAD = [
@@ -106,6 +113,15 @@ BAD = [
     ({"function": {"maxRetryAttempts": 3}}, f"{NS}:function.maxRetryAttempts"),
     ({"function": {"maxEventAgeSeconds": 59}}, f"{NS}:function.maxEventAgeSeconds"),
     ({"function": {"maxEventAgeSeconds": 21601}}, f"{NS}:function.maxEventAgeSeconds"),
+    ({"sweep": "daily"}, f"{NS}:sweep"),
+    ({"sweep": {"every": 5}}, f"{NS}:sweep.every"),
+    ({"sweep": {"enabled": "sometimes"}}, f"{NS}:sweep.enabled"),
+    ({"sweep": {"enabled": 1}}, f"{NS}:sweep.enabled"),
+    ({"sweep": {"rateMinutes": 0}}, f"{NS}:sweep.rateMinutes"),
+    ({"sweep": {"rateMinutes": 1441}}, f"{NS}:sweep.rateMinutes"),
+    ({"sweep": {"olderThanMinutes": 0}}, f"{NS}:sweep.olderThanMinutes"),
+    ({"sweep": {"action": "mark_failed"}}, f"{NS}:sweep.action"),
+    ({"sweep": {"maxRedispatches": 11}}, f"{NS}:sweep.maxRedispatches"),
 ]
 
 

@@ -62,8 +62,8 @@ def test_lock_file_pins_the_versions_of_constraints_txt():
     constraints = {_normal(name): version for name, version in (line.split("==") for line in lines if "==" in line)}
     pins = {_normal(name): version for name, version in locked().items()}
     assert pins == {name: constraints[name] for name in pins}
-    # redis for progress, google-genai with what it installs for base_vary; boto3 is the runtime's.
-    assert {"redis", "google-genai", "google-auth", "httpx", "pydantic", "pydantic-core"} <= set(pins)
+    # redis for progress, ffmpeg-python and future for the commands, google-genai with what it installs for base_vary; boto3 is the runtime's.
+    assert {"redis", "ffmpeg-python", "future", "google-genai", "google-auth", "httpx", "pydantic", "pydantic-core"} <= set(pins)
     assert not {"boto3", "botocore", "celery", "cryptography"} & set(pins)
 
 
@@ -72,7 +72,7 @@ def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function
         names = set(archive.namelist())
         on_disk = {f"processor/{path.relative_to(REPO / 'processor').as_posix()}"
                    for path in (REPO / "processor").rglob("*.py") if "__pycache__" not in path.parts}
-        worker_only = {"processor/celery_app.py", "processor/tasks.py"}
+        worker_only = {"processor/celery_app.py", "processor/redelivery.py", "processor/tasks.py"}
         assert {name for name in names if name.startswith("processor/")} == on_disk - worker_only
         assert "processor/handler.py" in names
 
@@ -89,7 +89,7 @@ def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function
             # Every file the wheel installs is in the zip with the wheel's own hash.
             for path, digest, _ in csv.reader(io.StringIO(archive.read(f"{dist_info}/RECORD").decode())):
                 if path.startswith(("../", "bin/")):
-                    continue  # a console script (charset-normalizer's): host-specific, left out on purpose
+                    continue  # console scripts (charset-normalizer's, future's futurize): host-specific, left out on purpose
                 installed.add(path)
                 if digest:
                     algorithm, expected = digest.split("=", 1)
@@ -97,10 +97,16 @@ def test_function_zip_holds_the_processor_and_exactly_the_locked_wheels(function
                     assert actual.decode().rstrip("=") == expected, path
     # Nothing but the processor and what the locked wheels install.
     assert names - on_disk == installed
-    # The processor's tests stay out; a wheel's own (certifi ships two files) are part of what it installs.
+    # The processor's tests stay out; a wheel's own modules are part of what it installs (certifi
+    # ships two test files; future/tests/ holds base classes of the future package itself).
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")
                 or (name.startswith("processor/") and "/tests/" in name)
                 or name.startswith(("bin/", "boto3/", "botocore/"))]
+    assert sorted(name for name in names if name.startswith("future/tests/")) == [
+        "future/tests/__init__.py", "future/tests/base.py"]
+    # /var/task is first on Lambda's sys.path: a top-level test module there is what
+    # CVE-2025-50817 (future) would import (see docs/deploying.md).
+    assert not [name for name in names if name == "test.py" or name.startswith("test/")]
 
 
 def test_function_and_layer_fit_lambdas_size_limits(function_zips: tuple[Path, Path]):
@@ -124,12 +130,15 @@ def test_vendored_packages_import_from_the_zip_alone(function_zips: tuple[Path, 
     with zipfile.ZipFile(function_zips[0]) as archive:
         archive.extractall(tmp_path)
     # -I -S: no site-packages and no environment, so only the standard library and the zip.
-    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import redis, processor.contract; "
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import redis, ffmpeg, future, processor.command; "
             "from google import genai; from google.auth import aws; import processor.text_model; "
-            "print(redis.__file__, redis.__version__, genai.__file__, genai.__version__)")
+            "print(redis.__file__, redis.__version__, ffmpeg.__file__, future.__file__, future.__version__, "
+            "genai.__file__, genai.__version__)")
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(tmp_path / "redis" / "__init__.py"), locked()["redis"],
+                                     str(tmp_path / "ffmpeg" / "__init__.py"),
+                                     str(tmp_path / "future" / "__init__.py"), locked()["future"],
                                      str(tmp_path / "google" / "genai" / "__init__.py"), locked()["google-genai"]]
 
 

@@ -40,10 +40,12 @@ CUSTOM_CONFIG = {
     "function": {"memoryMb": 4096, "timeoutSeconds": 600, "ephemeralStorageMb": 4096, "reservedConcurrency": 7,
                  "logRetentionDays": 14, "maxRetryAttempts": 1, "maxEventAgeSeconds": 3600},
     "railwayUserName": "clips-railway",
+    "sweep": {"rateMinutes": 1, "olderThanMinutes": 120, "action": "markFailed", "maxRedispatches": 0},
 }
 CONFIGS = {
     "minimal": MINIMAL_CONFIG,
     "custom": CUSTOM_CONFIG,
+    "no-sweep": {**MINIMAL_CONFIG, "sweep": {"enabled": False}},
     "reference": {**MINIMAL_CONFIG, "adoptExisting": False},
     "stack-file": stack_file_config(REPO / "Pulumi.dev.yaml"),
 }
@@ -350,15 +352,75 @@ def test_backend_policy_invokes_this_function_only(config_name: str, user: str |
 
 @pytest.mark.parametrize("config_name", sorted(CONFIGS))
 def test_no_policy_the_program_writes_has_a_wildcard_action_or_an_unnamed_resource(config_name: str):
-    policies = declared(config_name).of_type("aws:iam/policy:Policy")
-    assert {p.name for p in policies} == {"video-processor-policy", "backend-policy"}
-    for policy in policies:
+    declaration = declared(config_name)
+    policies = declaration.of_type("aws:iam/policy:Policy")
+    sweep = {"video-processor-sweep-policy"} if config_name != "no-sweep" else set()
+    assert {p.name for p in policies} == {"video-processor-policy", "backend-policy"} | sweep
+    for policy in policies + declaration.of_type("aws:iam/rolePolicy:RolePolicy"):
+        if policy.read or policy.options.get("importId"):
+            continue  # the adopted inline policy: imported or read, never written
+
         for entry in json.loads(policy.inputs["policy"])["Statement"]:
             assert entry["Action"] and all("*" not in action for action in entry["Action"])
             for resource in entry["Resource"]:
                 assert resource.startswith("arn:aws:")
                 # Wildcards only as a key prefix or the function's own log streams.
                 assert "*" not in resource.rstrip("*") and (not resource.endswith("*") or resource[-2] in "/:")
+
+
+# --- the stuck-job sweep --------------------------------------------------------------------------
+
+
+def test_the_sweep_runs_the_function_on_a_schedule_with_least_privilege():
+    declaration = declared("minimal")
+    function = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:easy-video-share-video-processor"
+    table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/easy-video-share-video-metadata"
+    name = "easy-video-share-video-processor-sweep"
+    schedule = declaration.named("video-processor-sweep")
+    assert schedule.type == "aws:scheduler/schedule:Schedule"
+    assert schedule.inputs == {
+        "name": name, "state": "ENABLED", "scheduleExpression": "rate(15 minutes)",
+        "description": "Finds jobs stuck QUEUED or PROCESSING and re-dispatches them (processor.sweep).",
+        "flexibleTimeWindow": {"mode": "OFF"},
+        "target": {"arn": function, "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+                   "input": json.dumps({"action": "sweep", "mode": "redispatch", "older_than_minutes": 15,
+                                        "max_redispatches": 2}),
+                   "retryPolicy": {"maximumRetryAttempts": 0, "maximumEventAgeInSeconds": 60}},
+    }
+    # Its first run finds the function's and the scheduler's permissions in place.
+    assert {"video-processor-sweep-policy-attachment", "sweep-scheduler-invoke"} <= set(schedule.dependencies)
+    role = declaration.named("sweep-scheduler-role")
+    assert role.inputs["name"] == name
+    assert json.loads(role.inputs["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    # The scheduler may invoke this function and nothing else.
+    assert declaration.named("sweep-scheduler-invoke").inputs["role"] == name
+    assert statements(declaration, "sweep-scheduler-invoke") == {(("lambda:InvokeFunction",), (function,))}
+    # The function: a Scan of the job table, and invoking itself to re-dispatch.
+    assert statements(declaration, "video-processor-sweep-policy") == {
+        (("dynamodb:Scan",), (table,)), (("lambda:InvokeFunction",), (function,))}
+    assert declaration.named("video-processor-sweep-policy-attachment").inputs == {
+        "role": "easy-video-share-lambda-execution-role", "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/{name}"}
+    # Nothing else of the program may scan the table.
+    assert all("dynamodb:Scan" not in action for p in declaration.of_type("aws:iam/policy:Policy")
+               if p.name != "video-processor-sweep-policy" for action, _ in statements(declaration, p.name))
+
+
+def test_a_sweep_that_only_fails_jobs_may_not_invoke_the_function():
+    declaration = declared("custom")
+    schedule = declaration.named("video-processor-sweep").inputs
+    assert schedule["scheduleExpression"] == "rate(1 minute)"
+    assert json.loads(schedule["target"]["input"]) == {"action": "sweep", "mode": "mark_failed",
+                                                       "older_than_minutes": 120, "max_redispatches": 0}
+    assert statements(declaration, "video-processor-sweep-policy") == {
+        (("dynamodb:Scan",), (f"arn:aws:dynamodb:eu-central-1:{ACCOUNT}:table/clips-jobs",))}
+
+
+def test_a_disabled_sweep_declares_no_schedule_and_no_permission_for_it():
+    names = {r.name for r in declared("no-sweep").resources}
+    assert names == {r.name for r in declared("minimal").resources} - {
+        "video-processor-sweep", "sweep-scheduler-role", "sweep-scheduler-invoke", "video-processor-sweep-policy",
+        "video-processor-sweep-policy-attachment"}
 
 
 # --- the layer, the flags, the outputs -----------------------------------------------------------

@@ -51,6 +51,20 @@ def test_lambda_job_is_invoked_async_with_the_processor_event(routers, row, job_
     assert stored["processing_backend"] == "lambda" and stored["routing_reason"] == "phase"
     assert stored["fell_back"] is False and ISO_Z.fullmatch(stored["dispatched_at"])
     assert stored["status"] == "QUEUED" and stored["created_at"] == row["created_at"]
+    # What was sent, kept for the stuck-job sweep: the row is the only record of the request.
+    assert json.loads(stored["dispatch_event"]) == invoke.json()
+
+
+def test_a_request_too_large_to_keep_on_the_row_is_still_dispatched(routers, row, job_id, lambda_proxy):
+    texts = [f"{i:03d} " + "x" * 400 for i in range(30)]  # about 12 KB of text
+    request = upload(job_id, text_strategy="unique_for_all",
+                     text_input={"strategy": "unique_for_all", "unique_texts": texts})
+    decision = routers(TO_LAMBDA).dispatch(request)
+    assert decision.backend == "lambda"
+    [invoke] = invocations(lambda_proxy)
+    assert invoke.json()["text_input"]["unique_texts"] == texts
+    stored = backend.get_job_row(job_id)
+    assert stored["processing_backend"] == "lambda" and "dispatch_event" not in stored
 
 
 def test_celery_job_is_published_with_todays_arguments(routers, row, job_id, lambda_proxy, celery_queue):
@@ -64,6 +78,7 @@ def test_celery_job_is_published_with_todays_arguments(routers, row, job_id, lam
     assert invocations(lambda_proxy) == []
     stored = backend.get_job_row(job_id)
     assert (stored["processing_backend"], stored["routing_reason"], stored["status"]) == ("celery", "phase", "QUEUED")
+    assert json.loads(stored["dispatch_event"]) == expected_job(job_id).to_event()
 
 
 def test_a_job_without_a_row_is_refused_before_anything_is_sent(routers, backend_world, job_id, lambda_proxy,

@@ -1,0 +1,83 @@
+"""A Celery worker SIGKILLed mid-encode: a second worker on the same queue finishes the job.
+
+Real parts throughout: two `celery worker` processes (solo pool, as the Railway worker runs),
+a real Redis, the pinned ffmpeg and the moto server. The lease is short so the test runs in
+seconds; the redelivery settings follow it (`processor.redelivery`), as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+import redis
+from celery import Celery
+
+from processor.contract import CELERY_TASK_NAME, make_job
+from processor.redelivery import UNACKED_KEY_PREFIX, visibility_timeout
+from sandbox.media import make_video
+from sandbox.servers import ServerUnavailable
+from sandbox.workers import celery_worker
+from tests.jobworld import queue_job
+from tests.processes import running_ffmpeg, wait_until
+
+LEASE_SECONDS = 4
+# Redis database of its own: a worker here restores any processor message older than its short
+# visibility timeout, which must not touch other tests' (or other checkouts') long jobs.
+REDIS_DB = 11
+
+
+def test_a_worker_killed_mid_encode_is_replaced_and_the_job_completes(backend_world, moto, redis_url, job_id,
+                                                                      tmp_path):
+    broker = f"{redis_url}/{REDIS_DB}"
+    queue = f"killed-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": broker, "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+           "S3_BUCKET_NAME": backend_world.bucket, "DYNAMODB_TABLE_NAME": backend_world.table}
+    # Long enough that the encode is still running when the kill lands.
+    video = make_video(tmp_path / "long.mp4", duration=20.0, width=960, height=540)
+    queued = queue_job(backend_world, video, job_id)
+    job = make_job(job_id=job_id, s3_key=queued.s3_key, cutting_options={"type": "fixed", "duration_seconds": 10},
+                   text_strategy="one_for_all", text_input={"base_text": "survives a kill"})
+    client = Celery("test-client", broker=broker)
+    try:
+        with celery_worker(env, tmp_path / "first.log", queue=queue) as first:
+            client.send_task(CELERY_TASK_NAME, args=job.celery_args(), task_id=job_id, queue=queue)
+            ffmpeg = wait_until(
+                lambda: (queued.row() or {}).get("processing_stage") == "processing_segment" and running_ffmpeg(first.pid),
+                90, lambda: f"the first worker never started ffmpeg: {queued.row()}\n"
+                            f"{(tmp_path / 'first.log').read_text()[-3000:]}")
+            os.kill(first.pid, signal.SIGKILL)
+            os.kill(ffmpeg, signal.SIGKILL)
+            killed_at = time.monotonic()
+            first.wait(timeout=10)
+        killed_row = queued.row()
+        assert (killed_row["status"], killed_row["processing_attempts"]) == ("PROCESSING", 1), killed_row
+        unacked = redis.Redis.from_url(broker).hlen(UNACKED_KEY_PREFIX)
+        assert unacked >= 1, "the killed worker's task is not in the processor's unacked set"
+
+        with celery_worker(env, tmp_path / "second.log", queue=queue):
+            # Generous: the redelivery needs one visibility timeout, a sweep and a whole encode.
+            bound = visibility_timeout(LEASE_SECONDS) + 180
+            wait_until(lambda: (queued.row() or {}).get("processing_attempts") == 2, bound,
+                       lambda: f"the killed worker's task was not redelivered within {bound} s: {queued.row()}\n"
+                               f"{(tmp_path / 'second.log').read_text()[-3000:]}", interval=0.25)
+            claimed_in = time.monotonic() - killed_at
+            row = wait_until(
+                lambda: (row := queued.row()) and row["status"] == "COMPLETED" and "lease_expires_at" not in row
+                and row,
+                bound, lambda: f"the second worker did not complete the job within {bound} s: {queued.row()}\n"
+                               f"{(tmp_path / 'second.log').read_text()[-3000:]}", interval=0.25)
+            recovered_in = time.monotonic() - killed_at
+    except ServerUnavailable as error:
+        pytest.fail(str(error))
+
+    assert row["processing_attempts"] == 2
+    assert row["processed_by"] == "celery"
+    assert row["output_s3_urls"] == [f"processed/{job_id}/segment_{i:03d}.mp4" for i in range(2)]
+    assert queued.segment_keys() == row["output_s3_urls"]
+    # The figure the README quotes comes from this line (pytest -s shows it).
+    print(f"\nkilled worker's job claimed again {claimed_in:.1f} s and completed {recovered_in:.1f} s after the kill "
+          f"(lease {LEASE_SECONDS} s, visibility timeout {visibility_timeout(LEASE_SECONDS)} s)")
