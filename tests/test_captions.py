@@ -133,7 +133,7 @@ def test_the_tofu_check_catches_boxes(tmp_path: Path):
     media = probe(source)
     for caption in ("你好，世界 中文字幕测试", "Party 🎉🔥 time 👍🏽", "مرحبا بالعالم"):
         (tmp_path / "c.ass").write_text(subtitles.captions(media, [Segment(0, 0, media.duration, caption)],
-                                                           binaries.font_table()), encoding="utf-8")
+                                                           binaries.font_table()).colours, encoding="utf-8")
         (tmp_path / "fonts.conf").write_text(subtitles.fontconfig(latin_only))
         for name, graph in (("boxes", f"ass=filename={tmp_path / 'c.ass'}"), ("clean", "null")):
             subprocess.run([tool("ffmpeg"), "-v", "error", "-y", "-i", str(source), "-vf", graph, "-frames:v", "1",

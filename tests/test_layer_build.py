@@ -58,7 +58,8 @@ def test_the_font_licences_are_the_open_font_licence(layer_zip):
 
 def test_the_shipped_ffmpeg_can_draw_captions():
     filters = subprocess.run([binaries.tool("ffmpeg"), "-hide_banner", "-filters"], capture_output=True, text=True)
-    assert " ass " in filters.stdout
+    for name in ("ass", "alphamerge", "extractplanes", "unpremultiply", "overlay"):
+        assert f" {name} " in filters.stdout, name
     config = subprocess.run([binaries.tool("ffmpeg"), "-hide_banner", "-buildconf"], capture_output=True, text=True)
     for feature in ("--enable-libass", "--enable-fontconfig", "--enable-libfribidi", "--enable-libfreetype"):
         assert feature in config.stdout

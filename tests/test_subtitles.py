@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor import binaries
-from processor.command import cut_frames
+from processor.command import cut_frames, enable_expression
 from processor.plan import Segment
 from processor.probe import MediaInfo
-from processor.subtitles import WORD_JOINER, bound_cs, captions, escape, fontconfig, timestamp
+from processor.subtitles import WORD_JOINER, captions, escape, fontconfig, timestamp
 
 HOSTILE_TEXTS = [
     "it's \"quoted\"",
@@ -74,25 +74,9 @@ def test_no_text_can_open_an_override_block_or_an_escape(text):
     assert drawn.replace(WORD_JOINER, "") == text.replace(WORD_JOINER, "")
 
 
-def _libass_now(frame: int, rate: Fraction) -> int:
-    """The time libass gets for a frame: pts * av_q2d(1/rate) * 1000 in doubles, truncated
-    (vf_subtitles.c, ass_render_frame's long long)."""
-    return int(frame * (rate.denominator / rate.numerator) * 1000)
-
-
-@pytest.mark.parametrize("rate", RATES, ids=str)
-def test_every_bound_falls_between_the_two_frames_it_separates(rate):
-    """Fifteen minutes (Lambda's limit) of frames at each rate: a caption starting at a frame
-    shows on it and not on the one before."""
-    for frame in range(1, int(15 * 60 * rate) + 1):
-        start_ms = bound_cs(frame, rate) * 10
-        assert _libass_now(frame - 1, rate) < start_ms <= _libass_now(frame, rate), frame
-
-
 def test_timestamps_are_ass_centiseconds():
     assert [timestamp(cs) for cs in (0, 7, 199, 6000, 360_005)] == [
         "0:00:00.00", "0:00:00.07", "0:00:01.99", "0:01:00.00", "1:00:00.05"]
-    assert bound_cs(0, Fraction(30)) == 0
 
 
 def events_of(document: str) -> list[tuple[int, int, str]]:
@@ -110,28 +94,42 @@ def segments_of(bounds: list[float], texts: list[str | None]) -> list[Segment]:
     return [Segment(i, a, b, texts[i]) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
 
 
+def _enabled(expression: str | None, t: float) -> bool:
+    """FFmpeg's evaluation of an ``enable`` made of gte/lt terms, in doubles."""
+    if expression is None:
+        return True
+    total = 0
+    for term in expression.split("+"):
+        assert re.fullmatch(r"((gte|lt)\(t,[0-9.]+\)\*?)+", term), term
+        value = 1
+        for function, bound in re.findall(r"(gte|lt)\(t,([0-9.]+)\)", term):
+            value *= (t >= float(bound)) if function == "gte" else (t < float(bound))
+        total += value
+    return total > 0
+
+
 @pytest.mark.parametrize("texts", [
     ["a", "b", "c", "d"],                 # unique_for_all
-    ["same", "same", "same", "same"],     # one_for_all: one event over the whole video
+    ["same", "same", "same", "same"],     # one_for_all: one caption on every frame, no condition
     ["a", None, "a", "b"],
     ["x", "x", None, "x"],
 ])
-@pytest.mark.parametrize("rate", [Fraction(24), Fraction(30000, 1001), Fraction(60)], ids=str)
+@pytest.mark.parametrize("rate", RATES, ids=str)
 def test_each_frame_shows_exactly_its_segments_text(texts, rate):
+    """Fifteen minutes of frames would be slow here; ten seconds at every output rate, with
+    bounds off the frame grid, on the clock the filters see (t = frame / rate, in doubles)."""
     media = MediaInfo(**{**MEDIA.__dict__, "fps": rate})
     segments = segments_of([0, 1.51, 3.0, 7.333, 10.0], texts)
-    events = events_of(captions(media, segments, binaries.font_table()))
-    assert len({text for _, _, text in events}) == len({t for t in texts if t})
+    drawn = captions(media, segments, binaries.font_table()).captions
+    assert len(drawn) == len({t for t in texts if t})
     frames = [0, *cut_frames(segments, rate), int(10 * rate)]
-    label = {text: events_of(captions(media, [Segment(0, 0, 10, text)], binaries.font_table()))[0][2]
-             for text in texts if text}
     for i, segment in enumerate(segments):
         for frame in range(frames[i], frames[i + 1]):
-            now = _libass_now(frame, rate)
-            shown = [text for start, end, text in events if start * 10 <= now < end * 10]
-            assert shown == ([label[segment.text]] if segment.text else []), (i, frame)
+            t = frame * (rate.denominator / rate.numerator)
+            shown = [caption.text for caption in drawn if _enabled(enable_expression(caption.spans, rate), t)]
+            assert shown == ([segment.text] if segment.text else []), (i, frame)
     if texts == ["same"] * 4:
-        assert len(events) == 1 and events[0][0] == 0
+        assert enable_expression(drawn[0].spans, rate) is None
 
 
 def test_no_text_means_no_subtitle_file():
@@ -139,7 +137,8 @@ def test_no_text_means_no_subtitle_file():
 
 
 def test_the_document_is_in_frame_pixels_with_one_style():
-    document = captions(MEDIA, segments_of([0, 5, 10], ["Hello 你好", "שלום עולם"]), binaries.font_table())
+    drawn = captions(MEDIA, segments_of([0, 5, 10], ["Hello 你好", "שלום עולם"]), binaries.font_table())
+    document = drawn.colours
     assert "PlayResX: 1920\nPlayResY: 1080\nWrapStyle: 2\nScaledBorderAndShadow: yes" in document
     style = re.search(r"^Style: (.*)$", document, re.M).group(1).split(",")
     # Caption, Noto Sans at 72 px per em (ASS size = em x (ascent + descent)), white, black
@@ -147,13 +146,22 @@ def test_the_document_is_in_frame_pixels_with_one_style():
     # margins = safe margin + padding + outline, base direction automatic.
     assert style == ["Caption", "Noto Sans", "98.06", "&H00FFFFFF", "&H00FFFFFF", "&H00000000", "&H80000000",
                      "0", "0", "0", "0", "100", "100", "0", "0", "4", "6", "18", "7", "78", "78", "78", "-1"]
-    (_, _, latin_and_han), (_, _, hebrew) = events_of(document)
+    # Caption i shows at second i of the canvas it is drawn on.
+    (start, end, latin_and_han), (start_2, end_2, hebrew) = events_of(document)
+    assert (start, end, start_2, end_2) == (0, 100, 100, 200)
     assert latin_and_han == r"{\an7}Hello {\fnNoto Sans CJK SC\fs104.26}你好{\fnNoto Sans\fs98.06}"
     assert hebrew == r"{\an9}{\fnNoto Sans Hebrew\fs97.92}שלום עולם{\fnNoto Sans\fs98.06}"
+    # The alpha drawing: the same text and geometry, every colour white with its transparency.
+    assert drawn.alpha == document.replace(",&H00000000,&H80000000,", ",&H00FFFFFF,&H80FFFFFF,")
+    assert drawn.alpha != document
+    # The Hebrew caption's rectangle hugs the right edge of the safe area, the other the left.
+    first, second = drawn.captions
+    assert (first.x, first.y) == (52, 52) and second.x + second.width == 1920 - 54
+    assert all(value % 2 == 0 for c in drawn.captions for value in (c.x, c.y, c.width, c.height))
 
 
 def test_wrapped_lines_are_joined_with_hard_breaks():
-    document = captions(MEDIA, segments_of([0, 10], ["word " * 60]), binaries.font_table())
+    document = captions(MEDIA, segments_of([0, 10], ["word " * 60]), binaries.font_table()).colours
     (_, _, text), = events_of(document)
     assert text.count(r"\N") >= 2 and "\n" not in text
 
