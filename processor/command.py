@@ -22,7 +22,7 @@ segment starts, and both carry errors that flip a test made exactly at a frame's
   after them, so 2.566667 s (frame 77 at 30 fps, rounded up) forces frame 78 instead.
 
 Half a frame of room on each side absorbs both, and the same midpoints bound each text's
-time range (see processor.subtitles for the captions' clock).
+time range (its overlay's ``enable``).
 
 The graph is built from small parts meant to be combined: ``source`` (the input, with the
 caller's input options), ``conform`` (the picture every output shares), ``draw_captions`` (the
