@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import pytest
 from celery import Celery
@@ -17,16 +21,41 @@ from tests.jobworld import queue_job
 from sandbox.media import make_video
 
 
+ROW_WAIT_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Worker:
+    send: Callable[[list, str], object]
+    log: Path
+
+    def __call__(self, args: list, task_id: str) -> None:
+        self.send(args, task_id)
+
+    def logged(self, event: str, job_id: str, timeout: float = 60.0) -> dict:
+        """The worker's JSON log line for ``event`` of ``job_id`` (fails the test if none comes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log.read_text().splitlines():
+                if f'"event": "{event}"' in line and job_id in line:  # after Celery's own prefix
+                    return json.loads(line[line.index("{"):])
+            time.sleep(0.2)
+        pytest.fail(f"the worker logged no {event} for job {job_id}:\n{self.log.read_text()[-3000:]}")
+
+
 @pytest.fixture(scope="module")
 def worker(moto, redis_url, tmp_path_factory):
     """A `celery worker` process consuming a queue of its own, configured like the Railway worker."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": redis_url,
-           "S3_BUCKET_NAME": backend.DEFAULT_BUCKET, "DYNAMODB_TABLE_NAME": backend.DEFAULT_TABLE}
+           "S3_BUCKET_NAME": backend.DEFAULT_BUCKET, "DYNAMODB_TABLE_NAME": backend.DEFAULT_TABLE,
+           "JOB_ROW_WAIT_SECONDS": str(ROW_WAIT_SECONDS)}
     client = Celery("test-client", broker=redis_url)
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
     try:
-        with celery_worker(env, tmp_path_factory.mktemp("worker") / "worker.log", queue=queue):
-            yield lambda args, task_id: client.send_task(CELERY_TASK_NAME, args=args, task_id=task_id, queue=queue)
+        with celery_worker(env, log, queue=queue):
+            yield Worker(lambda args, task_id: client.send_task(CELERY_TASK_NAME, args=args, task_id=task_id,
+                                                                queue=queue), log)
     except ServerUnavailable as error:
         pytest.fail(str(error))
 
@@ -57,3 +86,27 @@ def test_a_redelivered_task_runs_once(backend_world, worker, video, job_id):
     time.sleep(1.0)  # let the second delivery run too
     assert queued.row()["processing_attempts"] == 1
     assert queued.object_versions() == 1
+
+
+def test_the_legacy_order_task_first_row_later_completes_and_stays_completed(backend_world, worker, video, job_id):
+    """/api/upload/complete-multipart today: the task is sent, the row's PutItem lands 0 to 3 s later.
+
+    A claim on the missing row would run the job, and the late PutItem would then set the row back
+    to QUEUED with no outputs, for ever. The worker waits for the row instead.
+    """
+    orphan = queue_job(backend_world, video, job_id, with_row=False)
+    job = make_job(job_id=job_id, s3_key=orphan.s3_key, cutting_options={"type": "fixed", "duration_seconds": 2})
+    worker(job.celery_args(), job_id)
+    time.sleep(2.0)
+    backend.put_job_row(job_id, orphan.s3_key, table=backend_world.table)
+    row = orphan.wait_for("COMPLETED")
+    assert row["output_s3_urls"] == orphan.segment_keys() and len(row["output_s3_urls"]) == 3
+    assert row["processing_attempts"] == 1
+
+
+def test_a_task_for_a_job_that_never_gets_a_row_is_not_run(backend_world, worker, video, job_id):
+    orphan = queue_job(backend_world, video, job_id, with_row=False)
+    worker(make_job(job_id=job_id, s3_key=orphan.s3_key).celery_args(), job_id)
+    line = worker.logged("row_missing", job_id)
+    assert f"after {ROW_WAIT_SECONDS} s: not processed" in line["error"] and line["backend"] == "celery"
+    assert orphan.row() is None and orphan.segment_keys() == []
