@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -110,3 +112,14 @@ def test_a_task_for_a_job_that_never_gets_a_row_is_not_run(backend_world, worker
     line = worker.logged("row_missing", job_id)
     assert f"after {ROW_WAIT_SECONDS} s: not processed" in line["error"] and line["backend"] == "celery"
     assert orphan.row() is None and orphan.segment_keys() == []
+
+
+def test_the_worker_refuses_to_start_without_its_bucket(moto, redis_url, tmp_path):
+    """A worker that started anyway would fail every job it takes; it stops at once, saying why."""
+    env = {name: value for name, value in os.environ.items() if name not in ("S3_BUCKET_NAME", "AWS_BUCKET_NAME")}
+    env.update({**moto.environment(), "REDIS_URL": redis_url, "VIDEO_PROCESSOR_CELERY_QUEUE": f"test-{uuid.uuid4().hex}"})
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "processor.celery_app", "worker", "--pool=solo"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert ("processor worker: cannot start: environment variable S3_BUCKET_NAME or AWS_BUCKET_NAME is not set"
+            in result.stderr + result.stdout)

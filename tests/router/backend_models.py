@@ -1,8 +1,13 @@
-"""The backend's request models, as its FastAPI app declares them (pydantic 2, nested, Enums)."""
+"""The backend's request and response models, as its FastAPI app declares them (pydantic 2, nested, Enums).
+
+Field names and types as in the backend's ``models.py`` (branch fabric-ui-changes): tests hand
+the router the same objects the routes do, and the documented routes answer the same model.
+"""
 
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 import pydantic
 
@@ -14,12 +19,12 @@ class TextStrategy(str, enum.Enum):
 
 
 class FixedCuttingParams(pydantic.BaseModel):
-    type: str = "fixed"
+    type: Literal["fixed"] = "fixed"
     duration_seconds: int
 
 
 class RandomCuttingParams(pydantic.BaseModel):
-    type: str = "random"
+    type: Literal["random"] = "random"
     min_duration: int
     max_duration: int
 
@@ -39,3 +44,20 @@ class CompleteUploadRequest(pydantic.BaseModel):
     cutting_options: FixedCuttingParams | RandomCuttingParams | None = None
     text_strategy: TextStrategy | None = None
     text_input: TextInput | None = None
+    filename: str | None = None
+    title: str | None = None
+    user_email: str | None = None
+    content_type: str | None = None
+
+
+class CompleteMultipartUploadRequest(CompleteUploadRequest):
+    """The frontend's request above 200 MB: the same fields, plus the multipart upload to complete."""
+
+    upload_id: str
+    parts: list[dict]
+
+
+class JobCreatedResponse(pydantic.BaseModel):
+    job_id: str
+    status: str
+    message: str
