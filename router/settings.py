@@ -33,6 +33,8 @@ _FUNCTION = re.compile(r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[A-
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _PARAMETER = re.compile(r"[A-Za-z0-9_./-]{1,2048}")
 _QUEUE = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+# Celery's default queue: the backend's own worker consumes it, with its other tasks.
+TODAYS_QUEUE = "celery"
 # kombu's transports a backend would plausibly run on.
 _BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqs", "memory")
 
@@ -84,6 +86,9 @@ def _problems(settings: Settings, environ: Mapping[str, str]) -> list[str]:
         problems.append(f"{FLAGS_PARAMETER}={settings.flags_parameter!r} is not an SSM parameter name")
     if not _QUEUE.fullmatch(settings.celery_queue or ""):
         problems.append(f"{CELERY_QUEUE}={settings.celery_queue!r} is not a Celery queue name")
+    elif settings.celery_queue == TODAYS_QUEUE:
+        problems.append(f"{CELERY_QUEUE}={TODAYS_QUEUE!r} is the backend's own worker's queue: its worker would run "
+                        "routed jobs without claiming them, and the processor's would drop the backend's other tasks")
     return problems + _flag_problems(environ)
 
 

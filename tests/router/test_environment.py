@@ -58,6 +58,7 @@ def test_every_missing_variable_is_named_at_once():
     ({"ROUTER_FLAGS_PARAMETER": "router flags"}, "ROUTER_FLAGS_PARAMETER='router flags' is not an SSM parameter"),
     ({"ROUTER_PHASE": "lamda"}, "ROUTER_PHASE='lamda': must be one of celery, canary, lambda, lambda_only"),
     ({"ROUTER_KILSWITCH": "true"}, "ROUTER_KILSWITCH is not a flag variable"),
+    ({"VIDEO_PROCESSOR_CELERY_QUEUE": "celery"}, "VIDEO_PROCESSOR_CELERY_QUEUE='celery' is the backend's own worker's"),
 ])
 def test_an_invalid_variable_is_named(variables, problem):
     with pytest.raises(ConfigurationError) as raised:
