@@ -62,7 +62,8 @@ def processor_statements(bucket_arn: str, upload_prefix: str, table_arn: str, qu
     return statements
 
 
-def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) -> list[dict[str, Any]]:
+def backend_statements(function_arn: str, parameter_arn: str, table_arn: str, bucket_arn: str,
+                       upload_prefix: str) -> list[dict[str, Any]]:
     return [
         statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn]),
         statement("ReadRouterFlags", ["ssm:GetParameter"], [parameter_arn]),
@@ -70,6 +71,8 @@ def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) ->
         # (router.progress_events) reads the row, for jobs whose progress cannot reach Redis.
         statement("RecordDispatch", ["dynamodb:UpdateItem"], [table_arn]),
         statement("ReadJobProgress", ["dynamodb:GetItem"], [table_arn]),
+        # HeadObject, when a request has no file_size: S3 authorises it as s3:GetObject.
+        statement("ReadUploadSizes", ["s3:GetObject"], [f"{bucket_arn}/{upload_prefix}*"]),
     ]
 
 
@@ -112,8 +115,8 @@ def backend_access(settings: Settings, existing: Existing, function: aws.lambda_
         "backend-policy",
         name=f"{settings.function_name}-backend",
         description=f"What the Railway backend needs to route jobs to {settings.function_name}.",
-        policy=pulumi.Output.all(function.arn, flags.arn, existing.table.arn).apply(
-            lambda arns: document(backend_statements(*arns))),
+        policy=pulumi.Output.all(function.arn, flags.arn, existing.table.arn, existing.bucket.arn).apply(
+            lambda arns: document(backend_statements(*arns, settings.existing.upload_prefix))),
     )
     if settings.railway_user_name is not None:
         aws.iam.UserPolicyAttachment(

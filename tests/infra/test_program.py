@@ -333,14 +333,17 @@ def test_processor_policy_is_least_privilege(config_name, bucket, prefix, region
 @pytest.mark.parametrize(("config_name", "user"), [("minimal", None), ("custom", "clips-railway")])
 def test_backend_policy_invokes_this_function_only(config_name: str, user: str | None):
     declaration = declared(config_name)
-    project, environment, region, table = (
-        ("clips", "prod", "eu-central-1", "clips-jobs") if user
-        else ("easy-video-share", "dev", "us-east-1", "easy-video-share-video-metadata"))
+    project, environment, region, table, bucket, prefix = (
+        ("clips", "prod", "eu-central-1", "clips-jobs", "clips-videos", "incoming/") if user
+        else ("easy-video-share", "dev", "us-east-1", "easy-video-share-video-metadata", "easy-video-share-videos",
+              "uploads/"))
     assert statements(declaration, "backend-policy") == {
         (("lambda:InvokeFunction",), (f"arn:aws:lambda:{region}:{ACCOUNT}:function:{project}-video-processor",)),
         (("ssm:GetParameter",), (f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{project}/{environment}/router-flags",)),
         (("dynamodb:UpdateItem",), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
         (("dynamodb:GetItem",), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
+        # the size of an upload whose request has none (HeadObject)
+        (("s3:GetObject",), (f"arn:aws:s3:::{bucket}/{prefix}*",)),
     }
     attachments = declaration.of_type("aws:iam/userPolicyAttachment:UserPolicyAttachment")
     if user is None:
