@@ -250,16 +250,6 @@ def test_text_variations_reach_the_function_as_the_processor_reads_them():
     assert statements(declaration, policy) == statements(declared("minimal"), policy)
 
 
-def test_an_api_key_reaches_the_function_as_a_secret_and_no_output():
-    declaration = run_program({**MINIMAL_CONFIG, "textVariationsApiKey": "AIza-not-in-outputs"},
-                              secrets=("textVariationsApiKey",))
-    function = declaration.named("video-processor")
-    assert function.inputs["environment"]["variables"]["GOOGLE_API_KEY"] == "AIza-not-in-outputs"
-    assert function.secret_inputs == ("environment",)
-    assert "AIza-not-in-outputs" not in json.dumps(declaration.outputs)
-    assert set(declaration.outputs["functionEnvironment"]) == {"S3_BUCKET_NAME", "DYNAMODB_TABLE_NAME", "MAX_ATTEMPTS"}
-
-
 def test_an_api_key_in_plain_text_stops_the_program():
     with pytest.raises(ProgramError) as raised:
         run_program({**MINIMAL_CONFIG, "textVariationsApiKey": "AIza-plain"})
