@@ -29,6 +29,7 @@ from infra.mocked import (
     run_program,
     stack_file_config,
 )
+from tests.infra.test_config import FEDERATION
 
 ACCOUNT = "123456789012"
 CUSTOM_CONFIG = {
@@ -220,14 +221,6 @@ def test_environment_guard_refuses_reserved_keys_and_oversized_environments(monk
     with pytest.raises(ValueError, match="Lambda allows 16"):
         function.environment(settings)
 
-
-FEDERATION = {"type": "external_account",
-              "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/aws/providers/aws",
-              "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
-              "token_url": "https://sts.googleapis.com/v1/token",
-              "credential_source": {"environment_id": "aws1",
-                                    "regional_cred_verification_url": "https://sts.{region}.amazonaws.com"
-                                                                      "?Action=GetCallerIdentity&Version=2011-06-15"}}
 
 
 def test_text_variations_reach_the_function_as_the_processor_reads_them():
