@@ -3,7 +3,7 @@
 Read top to bottom, this is everything the stack declares (docs/deploying.md is the runbook).
 """
 
-from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs, progress_redis, sweep
+from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs, secret_parameters, sweep
 from infra.artifacts import Artifact
 
 settings = config.from_stack()
@@ -15,13 +15,13 @@ backend_resources = existing.declare(settings)
 ffmpeg = layer.declare(settings)
 code = Artifact.of(function_package.build())
 
-# Where the function publishes progress (optional): the backend's Redis URL, kept secret.
-progress_redis_url = progress_redis.declare(settings)
+# The function's secrets (optional): the progress Redis URL, the Gemini API key.
+secrets = secret_parameters.declare(settings)
 
 # The function, its log group and failure queue, and its own least-privilege policy.
 sinks = function.sinks(settings)
 processor_access = iam.processor_access(settings, backend_resources, sinks.log_group, sinks.failure_queue,
-                                        progress_redis_url)
+                                        secrets)
 processor = function.declare(settings, backend_resources, ffmpeg, code, sinks, processor_access)
 alarms.declare(settings, processor.function, sinks.failure_queue)
 

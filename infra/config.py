@@ -100,7 +100,7 @@ class TextVariationsSettings:
     base_url: str | None = None
     timeout_seconds: int | None = None
     attempts: int | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # a credential: never printed
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,10 @@ class Settings:
     @property
     def progress_redis_parameter_name(self) -> str:
         return f"/{self.project_name}/{self.environment}/progress-redis-url"
+
+    @property
+    def text_variations_api_key_parameter_name(self) -> str:
+        return f"/{self.project_name}/{self.environment}/text-variations-api-key"
 
 
 def _key(name: str) -> str:

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from infra.artifacts import Artifact
 from infra.config import Settings
 from infra.existing import Existing
+from infra import secret_parameters
 from infra.iam import ProcessorAccess
 
 RUNTIME = "python3.12"
@@ -48,10 +49,6 @@ class Processor:
     environment: dict[str, str]
 
 
-# The secret variable: set on the function as a Pulumi secret, never in an output.
-API_KEY_VARIABLE = "GOOGLE_API_KEY"
-
-
 def _text_variations_environment(settings: Settings) -> dict[str, str]:
     """What ``processor.text_model`` reads; unset keys keep the processor's defaults."""
     text = settings.text_variations
@@ -73,10 +70,9 @@ def environment(settings: Settings) -> dict[str, str]:
 
     ``MAX_ATTEMPTS`` tells the processor which delivery is Lambda's last (the first try plus
     the configured retries), so that attempt fails the job instead of leaving it PROCESSING.
-    ``PROGRESS_REDIS_PARAMETER`` names the parameter holding the progress Redis URL: the name
-    only, never the URL (`infra.progress_redis`).
-    The API key (``GOOGLE_API_KEY``) is left out here: `declare` adds it as a secret, and it
-    counts towards Lambda's 4 KB.
+    ``PROGRESS_REDIS_PARAMETER`` and ``GOOGLE_API_KEY_PARAMETER`` name the parameters holding
+    the progress Redis URL and the Gemini API key: the names only, never the values
+    (`infra.secret_parameters`).
     """
     variables = {
         "S3_BUCKET_NAME": settings.existing.bucket_name,
@@ -84,13 +80,11 @@ def environment(settings: Settings) -> dict[str, str]:
         "MAX_ATTEMPTS": str(settings.function.max_retry_attempts + 1),
         **_text_variations_environment(settings),
     }
-    if settings.progress_redis_url is not None:
-        variables["PROGRESS_REDIS_PARAMETER"] = settings.progress_redis_parameter_name
-    secret = {API_KEY_VARIABLE: settings.text_variations.api_key} if settings.text_variations.api_key else {}
+    variables.update({secret.variable: secret.parameter_name for secret in secret_parameters.wanted(settings)})
     reserved = sorted(RESERVED_ENVIRONMENT_KEYS & variables.keys())
     if reserved:
         raise ValueError(f"Lambda reserves the environment variables {reserved}; the function cannot set them")
-    size = sum(len(key.encode()) + len(value.encode()) for key, value in {**variables, **secret}.items())
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in variables.items())
     if size > ENVIRONMENT_LIMIT_BYTES:
         raise ValueError(f"the function's environment is {size} bytes; Lambda allows {ENVIRONMENT_LIMIT_BYTES}")
     return variables
@@ -116,9 +110,6 @@ def sinks(settings: Settings) -> Sinks:
 def declare(settings: Settings, existing: Existing, layer: aws.lambda_.LayerVersion, code: Artifact, sinks: Sinks,
             access: ProcessorAccess) -> Processor:
     variables = environment(settings)
-    declared: dict[str, pulumi.Input[str]] = dict(variables)
-    if settings.text_variations.api_key:
-        declared[API_KEY_VARIABLE] = pulumi.Output.secret(settings.text_variations.api_key)
     function = aws.lambda_.Function(
         "video-processor",
         name=settings.function_name,
@@ -133,7 +124,7 @@ def declare(settings: Settings, existing: Existing, layer: aws.lambda_.LayerVers
         timeout=settings.function.timeout_seconds,
         ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=settings.function.ephemeral_storage_mb),
         reserved_concurrent_executions=settings.function.reserved_concurrency,
-        environment=aws.lambda_.FunctionEnvironmentArgs(variables=declared),
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
         # The first invocation must find its log group (with retention) and its permissions in place.
         opts=pulumi.ResourceOptions(depends_on=[sinks.log_group, access.attachment]),
     )

@@ -13,6 +13,7 @@ the only wildcards are key prefixes and the function's own log streams.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ def document(statements: list[dict[str, Any]]) -> str:
 
 
 def processor_statements(bucket_arn: str, upload_prefix: str, table_arn: str, queue_arn: str,
-                         log_group_arn: str, progress_parameter_arn: str | None = None) -> list[dict[str, Any]]:
+                         log_group_arn: str, secret_parameter_arns: Sequence[str] = ()) -> list[dict[str, Any]]:
     statements = [
         statement("ReadUploads", ["s3:GetObject"], [f"{bucket_arn}/{upload_prefix}*"]),
         # AbortMultipartUpload lets boto3 clean up a failed multipart upload of a large segment
@@ -54,15 +55,16 @@ def processor_statements(bucket_arn: str, upload_prefix: str, table_arn: str, qu
         # The group ARN for CreateLogStream, its streams for PutLogEvents.
         statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group_arn, f"{log_group_arn}:*"]),
     ]
-    if progress_parameter_arn is not None:
-        # The SecureString is encrypted with the account's aws/ssm key, whose key policy lets
-        # the account's principals decrypt through SSM: no kms statement is needed, and reading
-        # is controlled by this one GetParameter on this one parameter.
-        statements.append(statement("ReadProgressRedisUrl", ["ssm:GetParameter"], [progress_parameter_arn]))
+    if secret_parameter_arns:
+        # SecureStrings encrypted with the account's aws/ssm key, whose key policy lets the
+        # account's principals decrypt through SSM: no kms statement is needed, and reading is
+        # controlled by this one GetParameter on these parameters (infra/secret_parameters.py).
+        statements.append(statement("ReadFunctionSecrets", ["ssm:GetParameter"], list(secret_parameter_arns)))
     return statements
 
 
-def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) -> list[dict[str, Any]]:
+def backend_statements(function_arn: str, parameter_arn: str, table_arn: str, bucket_arn: str,
+                       upload_prefix: str) -> list[dict[str, Any]]:
     return [
         statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn]),
         statement("ReadRouterFlags", ["ssm:GetParameter"], [parameter_arn]),
@@ -70,6 +72,8 @@ def backend_statements(function_arn: str, parameter_arn: str, table_arn: str) ->
         # (router.progress_events) reads the row, for jobs whose progress cannot reach Redis.
         statement("RecordDispatch", ["dynamodb:UpdateItem"], [table_arn]),
         statement("ReadJobProgress", ["dynamodb:GetItem"], [table_arn]),
+        # HeadObject, when a request has no file_size: S3 authorises it as s3:GetObject.
+        statement("ReadUploadSizes", ["s3:GetObject"], [f"{bucket_arn}/{upload_prefix}*"]),
     ]
 
 
@@ -85,13 +89,10 @@ def scheduler_statements(function_arn: str) -> list[dict[str, Any]]:
 
 
 def processor_access(settings: Settings, existing: Existing, log_group: aws.cloudwatch.LogGroup,
-                     failure_queue: aws.sqs.Queue,
-                     progress_parameter: aws.ssm.Parameter | None = None) -> ProcessorAccess:
-    arns = [existing.bucket.arn, existing.table.arn, failure_queue.arn, log_group.arn]
-    if progress_parameter is not None:
-        arns.append(progress_parameter.arn)
+                     failure_queue: aws.sqs.Queue, secrets: Sequence[aws.ssm.Parameter] = ()) -> ProcessorAccess:
+    arns = [existing.bucket.arn, existing.table.arn, failure_queue.arn, log_group.arn, *(s.arn for s in secrets)]
     policy_document = pulumi.Output.all(*arns).apply(
-        lambda arns: document(processor_statements(arns[0], settings.existing.upload_prefix, *arns[1:])))
+        lambda arns: document(processor_statements(arns[0], settings.existing.upload_prefix, *arns[1:4], arns[4:])))
     policy = aws.iam.Policy(
         "video-processor-policy",
         name=settings.function_name,
@@ -112,8 +113,8 @@ def backend_access(settings: Settings, existing: Existing, function: aws.lambda_
         "backend-policy",
         name=f"{settings.function_name}-backend",
         description=f"What the Railway backend needs to route jobs to {settings.function_name}.",
-        policy=pulumi.Output.all(function.arn, flags.arn, existing.table.arn).apply(
-            lambda arns: document(backend_statements(*arns))),
+        policy=pulumi.Output.all(function.arn, flags.arn, existing.table.arn, existing.bucket.arn).apply(
+            lambda arns: document(backend_statements(*arns, settings.existing.upload_prefix))),
     )
     if settings.railway_user_name is not None:
         aws.iam.UserPolicyAttachment(

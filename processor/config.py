@@ -1,9 +1,11 @@
 """The processor's configuration, read once from the environment.
 
 Lambda sets ``S3_BUCKET_NAME`` and ``DYNAMODB_TABLE_NAME`` (the Pulumi program declares them);
-the Celery worker gets the same variables from Railway. Progress goes to the Redis of
-``REDIS_URL`` (the worker's broker) or, in Lambda, of the URL held in the SecureString parameter
-named by ``PROGRESS_REDIS_PARAMETER`` (read once per process, see `processor.publisher`).
+the Celery worker on Railway reads the backend's own variables as fallbacks
+(`processor.backend_env`): ``AWS_BUCKET_NAME``, ``REDIS_URL`` or ``REDISHOST``..., and the
+backend's default table. Progress goes to the Redis of ``REDIS_URL`` (the worker's broker) or,
+in Lambda, of the URL held in the SecureString parameter named by ``PROGRESS_REDIS_PARAMETER``
+(read once per process, see `processor.publisher`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processor import backend_env
 from processor.engine import EncodeSettings
 from processor.errors import ConfigurationError
 from processor.jobs import DEFAULT_LEASE_SECONDS
@@ -22,16 +25,12 @@ from processor.text_model import TextModelSettings
 # the attempt that reaches this count fails the job instead of handing it to a retry that will
 # never come, so no job stays PROCESSING.
 DEFAULT_MAX_ATTEMPTS = 3
+# How long a job waits for its row before giving up: the backend's legacy order sends the task
+# first and writes the row a moment later (0 to 3 s measured on its multipart route).
+DEFAULT_ROW_WAIT_SECONDS = 10
 
 
-def _required(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise ConfigurationError(f"environment variable {name} is not set")
-    return value
-
-
-def _positive_int(name: str, default: int) -> int:
+def _whole_number(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -39,14 +38,14 @@ def _positive_int(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigurationError(f"{name} must be at least 1, got {value}")
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
 def lease_seconds() -> int:
     """``JOB_LEASE_SECONDS``: the claim's lease, which the Celery app's redelivery also follows."""
-    return _positive_int("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+    return _whole_number("JOB_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -60,18 +59,23 @@ class Settings:
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     progress_redis_parameter: str | None = None
     text_model: TextModelSettings = field(default_factory=TextModelSettings)
+    row_wait_seconds: int = DEFAULT_ROW_WAIT_SECONDS
 
     @classmethod
     def from_env(cls) -> "Settings":
+        bucket = backend_env.bucket()
+        if bucket is None:
+            raise ConfigurationError(f"environment variable {' or '.join(backend_env.BUCKET_VARIABLES)} is not set")
         return cls(
-            bucket=_required("S3_BUCKET_NAME"),
-            table=_required("DYNAMODB_TABLE_NAME"),
-            redis_url=os.environ.get("REDIS_URL") or None,
+            bucket=bucket,
+            table=backend_env.table(),
+            redis_url=backend_env.redis_url(),
             # Lambda's writable disk is /tmp; tempfile honours TMPDIR elsewhere.
             scratch_dir=Path(os.environ.get("SCRATCH_DIR") or tempfile.gettempdir()),
             encode=EncodeSettings.from_env(),
-            max_attempts=_positive_int("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+            max_attempts=_whole_number("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
             lease_seconds=lease_seconds(),
+            row_wait_seconds=_whole_number("JOB_ROW_WAIT_SECONDS", DEFAULT_ROW_WAIT_SECONDS, minimum=0),
             progress_redis_parameter=os.environ.get("PROGRESS_REDIS_PARAMETER", "").strip() or None,
             text_model=TextModelSettings.from_env(),
         )

@@ -228,10 +228,14 @@ def _user_id(value: Any) -> str | None:
     return _optional_str(value, "user_id", MAX_USER_ID_CHARS)
 
 
+def is_bucket_name(value: Any) -> bool:
+    return isinstance(value, str) and _BUCKET.fullmatch(value) is not None
+
+
 def _bucket(value: Any, expected: str | None) -> str | None:
     if value is None:
         return expected
-    if not isinstance(value, str) or not _BUCKET.fullmatch(value):
+    if not is_bucket_name(value):
         raise InvalidJobError("s3_bucket", f"is not a valid bucket name: {value!r}")
     if expected is not None and value != expected:
         raise InvalidJobError("s3_bucket", f"must be the configured bucket {expected!r}, got {value!r}")

@@ -4,8 +4,11 @@ Lambda may deliver an async event more than once, Celery redelivers an unacknowl
 and the router may hand one job to both backends after a fallback. Every status change here is
 a conditional UpdateItem, so exactly one attempt holds a job at a time:
 
-- ``claim``: QUEUED (or no row, or PROCESSING whose lease has expired) -> PROCESSING under a
-  fresh attempt id with a short lease, like Powertools' in-progress expiry.
+- ``claim``: QUEUED (or PROCESSING whose lease has expired) -> PROCESSING under a fresh attempt
+  id with a short lease, like Powertools' in-progress expiry. Never a job without a row: the
+  backend writes the row, and a claim that created one would let any job id cut any upload, and
+  be overwritten by the backend's own PutItem when it lands late (its legacy order sends the task
+  first); the runner waits a moment for a missing row instead (`processor.pipeline`).
 - ``progress`` renews the lease: it is a heartbeat. An attempt that is killed (out of memory,
   a redeployed worker) stops renewing, and within one lease period the retry takes over.
 - ``progress``, ``complete``, ``fail``, ``release``: only for the attempt that holds the claim.
@@ -41,7 +44,9 @@ DEFAULT_LEASE_SECONDS = 120
 # Nothing holds the job: QUEUED, or PROCESSING under a lease nobody renews. A claim may take it;
 # `processor.sweep` calls it stuck once it has stayed so too long.
 UNHELD = "#status = :queued OR (#status = :processing AND lease_expires_at < :now_epoch)"
-_CLAIMABLE = f"attribute_not_exists(video_id) OR {UNHELD}"
+# Never a job without a row: the backend's late PutItem would reset a finished job, and a job id
+# with no row could cut any upload.
+_CLAIMABLE = f"attribute_exists(video_id) AND ({UNHELD})"
 _OWNED = "processing_attempt_id = :attempt AND #status = :processing"
 
 
@@ -61,6 +66,7 @@ class Claim:
     upload_key: str | None = None  # the row's bucket_location, written by the backend
     segments_planned: int = 0  # what an earlier attempt planned (and may have uploaded)
     text_variations: TextVariations | None = None  # base_vary texts an earlier attempt stored
+    row_exists: bool = True  # False: the backend has not written the job's row (yet)
 
 
 def _is_condition_failure(error: ClientError) -> bool:
@@ -119,7 +125,7 @@ class JobStore:
                      lease_expires_at=float(row.get("lease_expires_at", 0)),
                      upload_key=row.get("bucket_location"),
                      segments_planned=int(row.get("segments_planned", 0)),
-                     text_variations=TextVariations.from_row(row))
+                     text_variations=TextVariations.from_row(row), row_exists=bool(row))
 
     def progress(self, job_id: str, attempt_id: str, *, stage: str, percentage: float,
                  current_segment: int | None = None, total_segments: int | None = None,
@@ -192,7 +198,7 @@ class JobStore:
             "failure", job_id,
             "SET #status = :failed, error_message = :message, error_type = :type, "
             "processing_stage = :failed_stage, failed_at = :now, updated_at = :now",
-            f"attribute_exists(video_id) AND ({_CLAIMABLE})",
+            _CLAIMABLE,
             {":failed": FAILED, ":message": message[:MAX_ERROR_MESSAGE], ":type": error_type,
              ":failed_stage": FAILED_STAGE, ":now": now, ":queued": QUEUED, ":processing": PROCESSING,
              ":now_epoch": int(time.time())},

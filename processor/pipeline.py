@@ -7,6 +7,8 @@ and the same row. The outcome of an attempt is one of:
 - failed: a permanent error (bad input, timeout, not a video); the row says FAILED with the
   error, and this job's segment keys are removed so no half-set lingers;
 - skipped: a duplicate delivery of a finished job (COMPLETED or FAILED);
+- refused: the job has no row, even after waiting a moment for it (the backend's legacy order
+  writes the row just after sending the task); nothing is processed and the log says why;
 - a raised TransientError: the claim is released and the caller's retry runs the job again.
   A job held by another attempt whose lease is alive raises `JobBusyError` (transient), after
   waiting for it where the caller allows: a duplicate is never silently dropped, since the
@@ -27,6 +29,7 @@ from typing import Any, Callable
 
 import boto3
 
+from processor import backend_env
 from processor.binaries import font_table
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
@@ -45,6 +48,7 @@ from processor.variations import MODEL, apply, drawable, wants_variations
 
 
 BUSY_POLL_SECONDS = 3.0
+ROW_POLL_SECONDS = 0.5
 
 
 class JobBusyError(TransientError):
@@ -57,6 +61,12 @@ class JobBusyError(TransientError):
         self.retry_after = retry_after
 
 
+class RowMissingError(ProcessorError):
+    """The job has no row: only the backend writes one, and a job without it is never processed."""
+
+    error_type = "row_missing"
+
+
 class InternalError(ProcessorError):
     """An unexpected exception: a bug, which a retry would repeat."""
 
@@ -66,7 +76,7 @@ class InternalError(ProcessorError):
 @dataclass(frozen=True)
 class Outcome:
     job_id: str
-    status: str  # completed | failed | skipped
+    status: str  # completed | failed | skipped | refused
     output_keys: list[str] = field(default_factory=list)
     error_type: str | None = None
     message: str | None = None
@@ -111,9 +121,21 @@ class JobRunner:
         return self.run(job, deadline=deadline, wait_if_busy=wait_if_busy)
 
     def _claim(self, job: Job, attempt: str, deadline: float, wait_if_busy: bool) -> Claim:
-        """Claim the job; while another attempt's lease is alive, wait (if allowed) or raise."""
+        """Claim the job; while another attempt's lease is alive, wait (if allowed) or raise.
+
+        A missing row is waited for, up to ``row_wait_seconds``, then `RowMissingError`.
+        """
+        row_deadline = min(time.monotonic() + self.settings.row_wait_seconds, deadline)
         while True:
             claim = self.store.claim(job.job_id, attempt, self.backend)
+            if not claim.row_exists:
+                if time.monotonic() + ROW_POLL_SECONDS > row_deadline:
+                    raise RowMissingError(
+                        f"job {job.job_id} has no row in table {self.settings.table} after "
+                        f"{self.settings.row_wait_seconds} s: not processed (the backend writes the job's row, "
+                        "status QUEUED, when it starts the job; a job without one is never run)")
+                time.sleep(ROW_POLL_SECONDS)
+                continue
             if claim.claimed or claim.status != PROCESSING:
                 return claim
             retry_after = max(1.0, claim.lease_expires_at - time.time())
@@ -127,7 +149,11 @@ class JobRunner:
     def run(self, job: Job, *, deadline: float, wait_if_busy: bool) -> Outcome:
         """Process ``job`` once; ``deadline`` is a ``time.monotonic()`` value."""
         attempt = uuid.uuid4().hex
-        claim = self._claim(job, attempt, deadline, wait_if_busy)
+        try:
+            claim = self._claim(job, attempt, deadline, wait_if_busy)
+        except RowMissingError as error:
+            log("row_missing", job_id=job.job_id, level=logging.ERROR, backend=self.backend, error=str(error))
+            return Outcome(job.job_id, "refused", error_type=error.error_type, message=str(error))
         if not claim.claimed:
             log("duplicate_skipped", job_id=job.job_id, status=claim.status, backend=self.backend)
             return Outcome(job.job_id, "skipped", message=f"job is already {claim.status}")
@@ -235,16 +261,18 @@ class JobRunner:
 
 
 @cache
-def _aws(endpoints: tuple[tuple[str, str], ...]) -> tuple[Any, Any]:
+def _aws(endpoints: tuple[tuple[str, str], ...], region: str) -> tuple[Any, Any]:
     # Clients are reused across warm Lambda invocations and Celery tasks; keyed by the
     # AWS_ENDPOINT_URL* variables so a process pointed elsewhere never reuses a stale client.
-    return boto3.client("s3"), boto3.resource("dynamodb")
+    # The region as the backend reads it: its worker on Railway has AWS_REGION, which botocore ignores.
+    return boto3.client("s3", region_name=region), boto3.resource("dynamodb", region_name=region)
 
 
 def build_runner(backend: str) -> JobRunner:
     """A runner configured from the environment (see `processor.config`)."""
     settings = Settings.from_env()
-    s3, dynamodb = _aws(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL"))))
+    s3, dynamodb = _aws(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL"))),
+                        backend_env.region())
     return JobRunner(settings, JobStore(settings.table, dynamodb, settings.lease_seconds),
                      VideoStorage(settings.bucket, s3), backend,
                      progress_publisher(settings.redis_url, settings.progress_redis_parameter))

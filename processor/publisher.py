@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable
 
 from processor.logs import log
+from processor.parameters import read_parameter
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 PUBLISH_TIMEOUT_SECONDS = 1.0
@@ -93,16 +94,6 @@ class ProgressPublisher:
                     self._client.connection_pool.disconnect()
                 except Exception:  # noqa: BLE001
                     self._client = None
-
-
-def read_parameter(name: str) -> str:
-    """The decrypted value of a SecureString parameter, with bounded timeouts."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=2.0,
-                    retries={"mode": "standard", "total_max_attempts": 2})
-    return boto3.client("ssm", config=config).get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
 
 
 _PUBLISHERS: dict[tuple[str, str], ProgressPublisher] = {}

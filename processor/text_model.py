@@ -7,7 +7,8 @@ Two modes, chosen from the environment the way the running backend is configured
   worker, or in Lambda ``GOOGLE_CREDENTIAL_CONFIG``, a workload identity federation
   configuration (``external_account``: no secret in it) that trades the function's own AWS
   credentials for a Google token;
-- otherwise the Gemini API with a key (``GOOGLE_API_KEY`` or ``GEMINI_API_KEY``).
+- otherwise the Gemini API with a key (``GOOGLE_API_KEY`` or ``GEMINI_API_KEY``; in Lambda,
+  ``GOOGLE_API_KEY_PARAMETER`` names the SecureString parameter holding it).
 
 ``TEXT_VARIATIONS_MODEL``, ``TEXT_VARIATIONS_BASE_URL`` (a proxy, or a local server in tests),
 ``TEXT_VARIATIONS_TIMEOUT_SECONDS`` and ``TEXT_VARIATIONS_ATTEMPTS`` bound each call. Nothing
@@ -22,6 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from processor.parameters import secret
 from processor.variations import (TextVariations, UnusableAnswer, assemble, build_prompt, fallback, parse_answer,
                                   response_schema)
 
@@ -52,6 +54,8 @@ class TextModelSettings:
     project: str | None = None
     location: str = DEFAULT_LOCATION
     api_key: str | None = None
+    # In Lambda: the SecureString parameter holding the key (infra/secret_parameters.py).
+    api_key_parameter: str | None = None
     credential_config: str | None = None
     model: str = DEFAULT_MODEL
     base_url: str | None = None
@@ -64,7 +68,7 @@ class TextModelSettings:
     def mode(self) -> str | None:
         if self.project:
             return "vertexai"
-        return "api_key" if self.api_key else None
+        return "api_key" if self.api_key or self.api_key_parameter else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "TextModelSettings":
@@ -91,6 +95,7 @@ class TextModelSettings:
             project=value("GOOGLE_CLOUD_PROJECT"),
             location=value("GOOGLE_CLOUD_LOCATION") or DEFAULT_LOCATION,
             api_key=value("GOOGLE_API_KEY") or value("GEMINI_API_KEY"),
+            api_key_parameter=value("GOOGLE_API_KEY_PARAMETER"),
             credential_config=value("GOOGLE_CREDENTIAL_CONFIG"),
             model=value("TEXT_VARIATIONS_MODEL") or DEFAULT_MODEL,
             base_url=value("TEXT_VARIATIONS_BASE_URL"),
@@ -165,7 +170,19 @@ def _client(settings: TextModelSettings) -> Any:
     if settings.mode == "vertexai":
         return genai.Client(vertexai=True, project=settings.project, location=settings.location,
                             credentials=_credentials(settings), http_options=options)
-    return genai.Client(api_key=settings.api_key, http_options=options)
+    return genai.Client(api_key=settings.api_key or _api_key_from(settings.api_key_parameter), http_options=options)
+
+
+def _api_key_from(parameter: str | None) -> str | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if parameter is None:
+        return None
+    try:
+        return secret(parameter)
+    except (BotoCoreError, ClientError) as error:
+        raise TextModelError("credentials", f"GOOGLE_API_KEY_PARAMETER {parameter} could not be read: "
+                                            f"{type(error).__name__}") from None
 
 
 def ask(settings: TextModelSettings, prompt: str) -> str:

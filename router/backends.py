@@ -38,9 +38,9 @@ PUBLISH_SETTINGS: dict[str, Any] = {
 }
 
 
-def lambda_client(**config: Any) -> BaseClient:
+def lambda_client(region: str | None = None, **config: Any) -> BaseClient:
     """A Lambda client with the router's bounded settings (``config`` overrides some of them)."""
-    return boto3.session.Session().client("lambda", config=LAMBDA_CONFIG.merge(Config(**config)))
+    return boto3.session.Session().client("lambda", region_name=region, config=LAMBDA_CONFIG.merge(Config(**config)))
 
 
 def celery_app(broker_url: str) -> Celery:
@@ -53,8 +53,9 @@ def celery_app(broker_url: str) -> Celery:
 class LambdaBackend:
     name = "lambda"
 
-    def __init__(self, function_name: str | None, client: BaseClient | None = None) -> None:
+    def __init__(self, function_name: str | None, client: BaseClient | None = None, region: str | None = None) -> None:
         self.function_name = function_name
+        self.region = region
         self._client = client
 
     def send(self, job: Job) -> None:
@@ -65,7 +66,7 @@ class LambdaBackend:
             raise SendError(f"the event is {len(payload)} bytes, over Lambda's async payload limit of "
                             f"{ASYNC_PAYLOAD_LIMIT} bytes")
         if self._client is None:
-            self._client = lambda_client()
+            self._client = lambda_client(self.region)
         try:
             response = self._client.invoke(FunctionName=self.function_name, InvocationType="Event",
                                            Payload=payload)
@@ -88,7 +89,7 @@ class CeleryBackend:
     def send(self, job: Job) -> None:
         if self._app is None:
             if not self.broker_url:
-                raise SendError("no Celery broker configured (set CELERY_BROKER_URL)")
+                raise SendError("no Celery broker configured (set CELERY_BROKER_URL or REDIS_URL)")
             self._app = celery_app(self.broker_url)
         options = {"queue": self.queue} if self.queue else {}
         try:

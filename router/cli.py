@@ -1,7 +1,9 @@
 """``python -m router``: see the flags, change them safely, ask what they would do.
 
-Exit status: 0 done; 1 the flag parameter could not be read or written, or another operator
-changed it meanwhile; 2 bad input, reported as one line on stderr.
+Exit status: 0 done (a change that changes nothing writes nothing); 1 the flag parameter could
+not be read or written, or another operator changed it meanwhile; 2 bad input, reported as one
+line on stderr. A parameter holding something unreadable (a hand edit gone wrong) is repaired
+with ``flags reset`` or ``flags set --force``.
 
 The flags shown are this shell's: ``ROUTER_*`` variables set here count, those set on the
 backend's service do not (they override the parameter there).
@@ -13,18 +15,22 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from typing import Any, Sequence
 
-from router.errors import FlagError, FlagSourceError, VersionConflictError
+from router.errors import FlagError, FlagSourceError, UnreadableFlagsError, VersionConflictError
 from router.explain import explain
-from router.flags import FLAG_NAMES, PHASES, RouterFlags, env_name, plain_values, validate_values
+from router.flags import (FLAG_HELP, FLAG_NAMES, PHASE_HELP, PHASES, RouterFlags, env_name, plain_values,
+                          validate_values)
 from router.settings import FLAGS_PARAMETER
 from router.simulate import csv_jobs, synthetic_jobs, tally
 from router.sizes import format_size, parse_size
 from router.sources import EnvironmentSource, FlagSource, SSMParameterSource, StaticSource
+from router.sources.ssm import OPERATOR_SSM_CONFIG
 
 PROG = "python -m router"
 MAX_SIMULATED_JOBS = 10_000_000
+_REPAIR = f"`{PROG} flags reset` (every flag back to its default) or `{PROG} flags set --force KEY=VALUE...`"
 
 
 class UsageError(Exception):
@@ -68,7 +74,8 @@ def _show_value(value: Any) -> str:
 
 
 def _sources(args: argparse.Namespace, proposed: Sequence[tuple[str, str]] = ()) -> list[FlagSource]:
-    sources: list[FlagSource] = [SSMParameterSource(args.parameter)] if args.parameter else []
+    sources: list[FlagSource] = ([SSMParameterSource(args.parameter, config=OPERATOR_SSM_CONFIG)]
+                                 if args.parameter else [])
     sources.append(EnvironmentSource())
     if proposed:
         sources.append(StaticSource(dict(proposed), label="proposed"))
@@ -88,7 +95,15 @@ def _load(sources: list[FlagSource]) -> tuple[RouterFlags, dict[str, str]]:
     return RouterFlags.layered(snapshots)
 
 
+def _parameter(args: argparse.Namespace) -> str:
+    if not args.parameter:
+        raise UsageError(f"no flags parameter: set {FLAGS_PARAMETER} or pass --parameter")
+    return args.parameter
+
+
 def _flags_show(args: argparse.Namespace) -> None:
+    # Without the parameter only this shell's variables and the defaults would show: not live flags.
+    _parameter(args)
     environment = EnvironmentSource()
     flags, origins = _load(_sources(args))
     origins = {name: f"env {env_name(name)}" if origin == "env" else origin for name, origin in origins.items()}
@@ -102,26 +117,65 @@ def _flags_show(args: argparse.Namespace) -> None:
         print(f"{PROG}: warning: {name} is not a flag variable and is ignored", file=sys.stderr)
 
 
-def _write(args: argparse.Namespace, updates: dict[str, Any]) -> None:
-    """Store ``updates`` over the stored flags; an empty value removes a flag (back to its default)."""
-    if not args.parameter:
-        raise UsageError(f"no flags parameter: set {FLAGS_PARAMETER} or pass --parameter")
+def _parsed(text: str) -> dict[str, Any] | None:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _write(args: argparse.Namespace, updates: dict[str, Any], *, replace: bool = False) -> None:
+    """Store ``updates`` over the stored flags; an empty value removes a flag (back to its default).
+
+    ``replace``: store exactly ``updates``, whatever the parameter holds, even unreadable text.
+    A write that would change nothing is not made (no new version, nothing for caches to reload).
+    """
+    source = SSMParameterSource(_parameter(args), config=OPERATOR_SSM_CONFIG)
     removed = {name for name, value in updates.items() if value == ""}
     changes = plain_values(validate_values({name: value for name, value in updates.items() if name not in removed}))
-    source = SSMParameterSource(args.parameter)
-    document, version = source.read_document() or ({}, None)
-    kept = {name: value for name, value in document.items() if name not in removed}
-    merged = plain_values(validate_values({**kept, **changes}))
+    document: dict[str, Any] | None
+    if replace:
+        current = source.read_text()
+        version = None if current is None else current[1]
+        document = {} if current is None else _parsed(current[0])
+        merged = changes
+    else:
+        try:
+            document, version = source.read_document() or ({}, None)
+        except UnreadableFlagsError as error:
+            raise UnreadableFlagsError(f"{error}; replace it with {_REPAIR}") from None
+        try:
+            merged = plain_values(validate_values(
+                {**{name: value for name, value in document.items() if name not in removed}, **changes}))
+        except FlagError as error:
+            if error.flag in changes:
+                raise
+            raise UnreadableFlagsError(f"{source.label} version {version} holds a bad value: {error}; set that flag, "
+                                       f"remove it with `{error.flag}=`, or replace everything with {_REPAIR}") from None
     # The operator's --expect-version is the version their decision was based on.
-    new_version = source.write(merged, version if args.expect_version is None else args.expect_version)
+    expected = version if args.expect_version is None else args.expect_version
+    if merged == document and expected == version:
+        print(f"{source.label} version {version}: no change, nothing written")
+        return
+    new_version = source.write(merged, expected)
     print(f"{source.label} version {new_version}")
-    for name in sorted(set(changes) | removed):
-        before = json.dumps(document[name]) if name in document else "(default)"
-        print(f"  {name}: {before} -> {json.dumps(changes[name]) if name in changes else '(default)'}")
+    if document is None:
+        print(f"  the unreadable version {version} replaced by {json.dumps(merged, sort_keys=True)}")
+        return
+    for name in sorted(set(document) | set(merged)):
+        before, after = document.get(name), merged.get(name)
+        if before != after:
+            print(f"  {name}: {'(default)' if before is None else json.dumps(before)} -> "
+                  f"{'(default)' if after is None else json.dumps(after)}")
 
 
 def _flags_set(args: argparse.Namespace) -> None:
-    _write(args, dict(args.pairs))
+    _write(args, dict(args.pairs), replace=args.force)
+
+
+def _flags_reset(args: argparse.Namespace) -> None:
+    _write(args, {}, replace=True)
 
 
 def _phase(args: argparse.Namespace) -> None:
@@ -156,24 +210,46 @@ def _simulate(args: argparse.Namespace) -> None:
     print("\n".join(tally(jobs, flags).lines()))
 
 
+def _listing(title: str, meanings: dict[str, str]) -> str:
+    width = max(map(len, meanings)) + 4
+    return f"{title}:\n" + "\n".join(
+        textwrap.fill(meaning, 100, initial_indent=f"  {name:<{width - 2}}", subsequent_indent=" " * width)
+        for name, meaning in meanings.items())
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog=PROG, description="Show and change the migration router's flags.")
     parser.add_argument("--parameter", default=os.environ.get(FLAGS_PARAMETER),
                         help=f"the SSM parameter holding the flags (default: ${FLAGS_PARAMETER})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    flags = commands.add_parser("flags", help="show or set flags")
+    flags = commands.add_parser("flags", help="show, set or reset flags")
     flag_commands = flags.add_subparsers(dest="flags_command", required=True, metavar="ACTION")
     show = flag_commands.add_parser("show", help="the effective flags and where each value came from")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=_flags_show)
-    set_ = flag_commands.add_parser("set", help="validate and store flags (all or nothing); KEY= removes one")
+    set_ = flag_commands.add_parser(
+        "set", help="validate and store flags (all or nothing); KEY= removes one",
+        description="Validate the change against the stored flags, then store it (all or nothing). "
+                    "KEY= (empty) removes a flag, back to its default. A change that changes nothing "
+                    "writes nothing.",
+        epilog=_listing("flags", FLAG_HELP), formatter_class=argparse.RawDescriptionHelpFormatter)
     set_.add_argument("pairs", nargs="+", type=_pair, metavar="KEY=VALUE")
+    set_.add_argument("--force", action="store_true",
+                      help="store exactly these flags, replacing whatever the parameter holds (for a parameter "
+                           "holding invalid JSON or a bad value)")
+    reset = flag_commands.add_parser(
+        "reset", help="replace the stored flags by none: every flag back to its default (everything on Celery)",
+        description="Replace whatever the parameter holds, even unreadable text, by {}: every flag back to its "
+                    "default, which sends every job to Celery.")
 
-    phase = commands.add_parser("phase", help="move to a phase")
-    phase.add_argument("name", choices=PHASES)
+    phase = commands.add_parser(
+        "phase", help="move to a phase (celery, canary, lambda, lambda_only)",
+        description="Move to a phase: shorthand for `flags set phase=NAME [lambda_percent=P]`.",
+        epilog=_listing("phases", PHASE_HELP), formatter_class=argparse.RawDescriptionHelpFormatter)
+    phase.add_argument("name", choices=PHASES, metavar="NAME", help=f"one of {', '.join(PHASES)}")
     phase.add_argument("--percent", help="lambda_percent for the canary phase (0 to 100, steps of 0.01)")
-    for writer, run in ((set_, _flags_set), (phase, _phase)):
+    for writer, run in ((set_, _flags_set), (reset, _flags_reset), (phase, _phase)):
         writer.add_argument("--expect-version", type=int,
                             help="refuse to write unless the parameter is still at this version (from flags show)")
         writer.set_defaults(run=run)

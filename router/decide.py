@@ -16,12 +16,14 @@ Rules, first match wins:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from router.flags import MB, RouterFlags
 from router.request import field_of
 from router.rollout import in_rollout
 
+# Larger than any upload: a size at which only the size rule can pick Celery.
+_LARGEST = 2**63
 REASONS = ("kill_switch", "phase", "user_allow", "user_deny", "size_limit", "unknown_size",
            "rollout_in", "rollout_out", "fallback")
 BACKENDS = ("lambda", "celery")
@@ -76,3 +78,12 @@ def decide(request: Any, flags: RouterFlags) -> Decision:
     if in_rollout(flags.salt, rollout_key(request, flags), flags.lambda_percent):
         return Decision("lambda", "rollout_in", flags_version=version)
     return Decision("celery", "rollout_out", flags_version=version)
+
+
+def size_decides(fields: Mapping[str, Any], flags: RouterFlags) -> bool:
+    """Whether the file size can change the backend of this job (so an unknown one is worth a lookup).
+
+    Decided by the rules themselves: the smallest and the largest size lead to different backends.
+    """
+    return (decide({**fields, "file_size": 0}, flags).backend
+            != decide({**fields, "file_size": _LARGEST}, flags).backend)

@@ -15,7 +15,7 @@ from processor.contract import Job, make_job
 from processor.errors import InvalidJobError
 from router.backends import CeleryBackend, LambdaBackend
 from router.counters import count_dispatch, count_failure
-from router.decide import Decision, decide
+from router.decide import Decision, decide, size_decides
 from router.errors import DispatchError, InvalidRequestError, RecordError, SendError
 from router.flags import RouterFlags
 from router.live_flags import LiveFlags
@@ -24,6 +24,7 @@ from router.record import JobTable
 from router.request import request_fields
 from router.settings import Settings
 from router.sources import EnvironmentSource, FlagSource, SSMParameterSource
+from router.uploads import UploadSizes
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,20 @@ class Router:
     celery_backend: CeleryBackend
     table: JobTable
     bucket: str | None = None
+    uploads: UploadSizes | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Router:
-        sources: list[FlagSource] = [SSMParameterSource(settings.flags_parameter)] if settings.flags_parameter else []
+        region = settings.region
+        sources: list[FlagSource] = ([SSMParameterSource(settings.flags_parameter, region=region)]
+                                     if settings.flags_parameter else [])
         return cls(
             flags=LiveFlags([*sources, EnvironmentSource()]),
-            lambda_backend=LambdaBackend(settings.function_name),
+            lambda_backend=LambdaBackend(settings.function_name, region=region),
             celery_backend=CeleryBackend(settings.broker_url, queue=settings.celery_queue),
-            table=JobTable(name=settings.table_name),
+            table=JobTable(name=settings.table_name, region=region),
             bucket=settings.bucket,
+            uploads=UploadSizes(settings.bucket, region=region),
         )
 
     def with_overrides(self, *, flags: LiveFlags | RouterFlags | None = None, lambda_client: BaseClient | None = None,
@@ -56,7 +61,7 @@ class Router:
             self,
             flags=self.flags if flags is None else flags,
             lambda_backend=self.lambda_backend if lambda_client is None
-            else LambdaBackend(self.lambda_backend.function_name, lambda_client),
+            else LambdaBackend(self.lambda_backend.function_name, lambda_client, self.lambda_backend.region),
             celery_backend=self.celery_backend if celery_app is None
             else CeleryBackend(app=celery_app, queue=self.celery_backend.queue),
             table=self.table if job_table is None else job_table,
@@ -70,6 +75,8 @@ class Router:
 
         1. Decide (pure) and validate the request against the job contract. An invalid request
            is refused before anything is sent; its row, if there is one, is marked ``FAILED``.
+           A request without ``file_size`` whose backend depends on the size gets it from one
+           bounded S3 HeadObject; only when that fails does ``unknown_size`` decide.
         2. Record the decision on the row: one UpdateItem conditional on the row existing. It is
            also the existence check, so a job without a row is refused before anything is sent
            (no worker could claim it, and the backend's late PutItem would overwrite the
@@ -91,6 +98,11 @@ class Router:
         decision = decide(fields, flags)
         try:
             job = self._job(fields)
+            if job.file_size is None and self.uploads is not None and size_decides(fields, flags):
+                size = self.uploads.size_of(job)
+                if size is not None:
+                    job, fields = replace(job, file_size=size), {**fields, "file_size": size}
+                    decision = decide(fields, flags)
             self.table.record(job.job_id, decision, json.dumps(job.to_event(), ensure_ascii=False))
             decision = self._send(job, decision, flags)
         except DispatchError as error:

@@ -44,6 +44,14 @@ class SendError(Exception):
     """One backend did not positively accept the job (internal to dispatch: it may fall back)."""
 
 
+class ConfigurationError(RuntimeError):
+    """The environment cannot wire the router; ``problems`` names each variable at fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("the video router's environment is not usable:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
 class FlagError(ValueError):
     """A flag value was rejected; ``flag`` names it. Nothing of the change was applied."""
 
@@ -55,6 +63,10 @@ class FlagError(ValueError):
 
 class FlagSourceError(RuntimeError):
     """A flag source could not be read (unreachable, missing, or not JSON)."""
+
+
+class UnreadableFlagsError(FlagSourceError):
+    """The flags parameter holds something that is not a JSON object (a hand edit gone wrong)."""
 
 
 class VersionConflictError(FlagSourceError):

@@ -16,6 +16,14 @@ from typing import Any, Callable, Iterable, Mapping
 from router.errors import FlagError
 
 PHASES = ("celery", "canary", "lambda", "lambda_only")
+# What each phase means, for operators (`python -m router phase --help`, docs/router.md).
+PHASE_HELP = {
+    "celery": "every job to Celery, the backend that runs today (the safe default)",
+    "canary": "phase 1: Lambda for lambda_percent of jobs and for lambda_users, Celery for the rest",
+    "lambda": "phase 2: every job to Lambda except those over the size limit or on celery_users; "
+              "Celery stays as the emergency fallback",
+    "lambda_only": "phase 3: Celery retired; every job to Lambda, and only kill_switch still picks Celery",
+}
 STICKY_KEYS = ("user_id", "job_id")
 # What a job of unknown size does: go to Celery, or be treated as small and follow the rollout.
 UNKNOWN_SIZE_POLICIES = ("celery", "rollout")
@@ -76,19 +84,28 @@ def _bool(name: str, value: Any) -> bool:
     raise FlagError(name, f"must be true or false, got {value!r}")
 
 
+_JSON_KINDS = {dict: "a JSON object", str: "a JSON string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
 def _users(name: str, value: Any) -> frozenset[str]:
-    """A JSON array, or a comma-separated string (how a Railway variable is easiest to type)."""
+    """A JSON array, or a comma-separated string (how a Railway variable is easiest to type).
+
+    Text that starts like JSON (``[``, ``{``, ``"``) is read as JSON, so an object is refused
+    rather than taken for one user id that happens to contain braces.
+    """
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):
+        if text.startswith(("[", "{", '"')):
             try:
                 value = json.loads(text)
             except ValueError as error:
-                raise FlagError(name, f"is not a valid JSON list: {error}") from None
+                raise FlagError(name, f"is not valid JSON: {error}") from None
         else:
             value = text.split(",")
     if not isinstance(value, (list, tuple, set, frozenset)):
-        raise FlagError(name, f"must be a list of user ids, got {type(value).__name__}")
+        kind = _JSON_KINDS.get(type(value), type(value).__name__)
+        raise FlagError(name, f"must be a list of user ids (a JSON array or comma-separated), got {kind}")
     users = set()
     for user in value:
         if isinstance(user, int) and not isinstance(user, bool):
@@ -119,6 +136,23 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "kill_switch": _bool,
 }
 FLAG_NAMES = tuple(_CHECKS)
+# What each flag means and takes, for operators (`python -m router flags set --help`, docs/router.md).
+FLAG_HELP = {
+    "phase": "celery | canary | lambda | lambda_only (default celery): the migration phase, see `phase --help`",
+    "lambda_percent": "0 to 100 in steps of 0.01 (default 0): the share of jobs sent to Lambda in canary",
+    "sticky_key": "user_id | job_id (default user_id): what the rollout buckets; all of a user's jobs land "
+                  "the same way, a job without a user is bucketed by its job id",
+    "salt": "text of 1 to 128 characters (default video-router): changing it reshuffles who is in the rollout",
+    "lambda_users": "user ids, comma-separated or a JSON array (default none): always Lambda in canary and lambda",
+    "celery_users": "user ids, comma-separated or a JSON array (default none): always Celery while Celery exists "
+                    "(wins over lambda_users)",
+    "max_lambda_file_size_mb": "more than 0, at most 10240 (default 250): larger files go to Celery while Celery "
+                               "exists (Lambda's /tmp and 15 minutes); MB = 1,048,576 bytes",
+    "unknown_size": "celery | rollout (default celery): a job whose size neither the request nor S3 gives goes "
+                    "to Celery, or is treated as small and follows the rollout",
+    "fallback_to_celery": "true | false (default true): a job Lambda did not take goes to Celery while Celery exists",
+    "kill_switch": "true | false (default false): everything to Celery now, whatever else is set",
+}
 
 
 def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:

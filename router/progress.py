@@ -34,7 +34,8 @@ def progress_events(job_id: str, *, redis: Any = None, table: Any = None,
 
     ``redis`` is a ``redis.asyncio.Redis`` client (the backend's pool), or None for the row
     alone; ``table`` a boto3 DynamoDB ``Table`` (the backend's ``dynamodb_service.table``) or a
-    table name, by default ``DYNAMODB_TABLE_NAME``. A job id that is not one (it names a Redis
+    table name, by default ``DYNAMODB_TABLE_NAME`` or else the backend's default table, as its
+    ``config.py`` has it. A job id that is not one (it names a Redis
     channel and a row key) raises ``ValueError`` here, before anything is read.
     """
     validate_job_id(job_id)
@@ -42,8 +43,6 @@ def progress_events(job_id: str, *, redis: Any = None, table: Any = None,
         table = JobTable(name=table or Settings.from_environment().table_name)
     elif not isinstance(table, JobTable):
         table = JobTable(table)
-    if not table.name:
-        raise ValueError("no job table to read progress from: pass table= or set DYNAMODB_TABLE_NAME")
     return _events(job_id, redis, table, poll_seconds)
 
 

@@ -37,15 +37,17 @@ def _condition_failed(error: ClientError) -> bool:
 class JobTable:
     """``table`` is a boto3 DynamoDB Table (the backend's own works); else built from ``name``."""
 
-    def __init__(self, table: Any = None, *, name: str | None = None) -> None:
+    def __init__(self, table: Any = None, *, name: str | None = None, region: str | None = None) -> None:
         self._table = table
         self.name = name if table is None else table.name
+        self.region = region
 
     def _dynamodb_table(self) -> Any:
         if self._table is None:
             if not self.name:
                 raise RecordError("no job table configured (set DYNAMODB_TABLE_NAME)")
-            self._table = boto3.session.Session().resource("dynamodb", config=TABLE_CONFIG).Table(self.name)
+            self._table = boto3.session.Session().resource("dynamodb", region_name=self.region,
+                                                           config=TABLE_CONFIG).Table(self.name)
         return self._table
 
     def read(self, job_id: str) -> dict[str, Any] | None:

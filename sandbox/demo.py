@@ -182,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         queue = f"demo-{uuid.uuid4().hex[:8]}"
         worker_env = {**os.environ, "CELERY_BROKER_URL": redis_url, "REDIS_URL": redis_url,
                       "S3_BUCKET_NAME": bucket, "DYNAMODB_TABLE_NAME": table}
-        spec = FunctionSpec(function["name"], code_zip, (layer_zip,), function["handler"],
-                            declared.function_environment, timeout_seconds=function["timeout"],
-                            memory_mb=function["memorySize"])
+        spec = FunctionSpec.declared(function, declared.function_environment, code_zip, layer_zip)
         with LocalLambda(spec, moto.environment(), out / "lambda") as local_lambda, \
                 celery_worker(worker_env, out / "celery-worker.log", queue=queue):
             # The backend's Railway variables, as docs/router.md lists them.

@@ -30,7 +30,7 @@ import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024  # bytes, since October 2025
 # What Lambda's Python runtime provides besides the standard library.
@@ -76,6 +76,14 @@ class FunctionSpec:
     memory_mb: int = 3008
     max_retry_attempts: int = 2
     retry_delays: tuple[float, ...] = (1.0, 2.0)
+
+    @classmethod
+    def declared(cls, inputs: Mapping[str, Any], environment: Mapping[str, str], code_zip: Path, layer_zip: Path,
+                 **overrides: Any) -> "FunctionSpec":
+        """The function as the Pulumi program declares it: its ``aws:lambda/function`` inputs and environment."""
+        settings = {"timeout_seconds": inputs["timeout"], "memory_mb": inputs["memorySize"], **overrides}
+        return cls(name=inputs["name"], code_zip=code_zip, layer_zips=(layer_zip,), handler=inputs["handler"],
+                   environment=dict(environment), **settings)
 
 
 @dataclass

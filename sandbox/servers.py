@@ -96,9 +96,13 @@ def _redis_answers(host: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def redis_server(system: tuple[str, int] = SYSTEM_REDIS) -> Iterator[str]:
-    """The machine's Redis (``system``) when it answers, else a private redis-server."""
-    if _redis_answers(*system):
+def redis_server(system: tuple[str, int] | None = SYSTEM_REDIS) -> Iterator[str]:
+    """The machine's Redis (``system``) when it answers, else (or with None) a private redis-server.
+
+    A private one lets a test use fixed names, such as Celery's default queue, that other tests
+    sharing the machine's Redis could also be using.
+    """
+    if system is not None and _redis_answers(*system):
         yield f"redis://{system[0]}:{system[1]}"
         return
     binary = shutil.which("redis-server")

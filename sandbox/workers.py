@@ -13,19 +13,21 @@ from sandbox.servers import ServerUnavailable, stop_process
 
 
 @contextlib.contextmanager
-def celery_worker(env: Mapping[str, str], log_path: Path, queue: str | None = None,
-                  timeout: float = 60.0) -> Iterator[subprocess.Popen]:
+def celery_worker(env: Mapping[str, str], log_path: Path, queue: str | None = None, timeout: float = 60.0,
+                  app: str = "processor.celery_app", cwd: Path | None = None,
+                  python: str = sys.executable) -> Iterator[subprocess.Popen]:
     """``celery -A processor.celery_app worker`` (solo pool) until the block ends.
 
     ``queue`` gives the worker a queue of its own, so tests sharing one Redis never take each
-    other's tasks.
+    other's tasks. ``app`` and ``cwd`` run another app (the backend's worker, in its folder),
+    ``python`` another installation (a virtualenv with the built wheel).
     """
-    command = [sys.executable, "-m", "celery", "-A", "processor.celery_app", "worker", "--pool=solo",
+    command = [python, "-m", "celery", "-A", app, "worker", "--pool=solo",
                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"]
     if queue:
         command += ["-Q", queue]
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     try:
         deadline = time.monotonic() + timeout
         while "ready" not in log_path.read_text():

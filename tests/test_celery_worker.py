@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +21,9 @@ from sandbox.servers import ServerUnavailable
 from sandbox.workers import celery_worker
 from tests.jobworld import queue_job
 from sandbox.media import make_video
+
+
+ROW_WAIT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -40,13 +45,24 @@ class Worker:
                 events.append(json.loads(line[line.index("{"):]))
         return events
 
+    def logged(self, event: str, job_id: str, timeout: float = 60.0) -> dict:
+        """The worker's JSON log line for ``event`` of ``job_id`` (fails the test if none comes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in self.log_events(job_id) if line["event"] == event]
+            if found:
+                return found[0]
+            time.sleep(0.2)
+        pytest.fail(f"the worker logged no {event} for job {job_id}:\n{self.log_path.read_text()[-3000:]}")
+
 
 @pytest.fixture(scope="module")
 def worker(moto, redis_url, tmp_path_factory):
     """A `celery worker` process consuming a queue of its own, configured like the Railway worker."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": redis_url,
-           "S3_BUCKET_NAME": backend.DEFAULT_BUCKET, "DYNAMODB_TABLE_NAME": backend.DEFAULT_TABLE}
+           "S3_BUCKET_NAME": backend.DEFAULT_BUCKET, "DYNAMODB_TABLE_NAME": backend.DEFAULT_TABLE,
+           "JOB_ROW_WAIT_SECONDS": str(ROW_WAIT_SECONDS)}
     client = Celery("test-client", broker=redis_url)
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
 
@@ -108,9 +124,41 @@ def test_a_delivery_the_task_cannot_accept_fails_the_job_with_the_reason(backend
     assert row["error_type"] == "invalid_job"
     assert row["error_message"].startswith(problem), row["error_message"]
     assert queued.segment_keys() == []
-    deadline = time.monotonic() + 10
-    while not (events := [e for e in worker.log_events(job_id) if e["event"] == "invalid_job"]):
-        assert time.monotonic() < deadline, f"no invalid_job log line for {job_id} in the worker's output"
-        time.sleep(0.2)
-    assert events[0]["row_marked_failed"] is True and events[0]["level"] == "ERROR"
-    assert events[0]["error"] == row["error_message"]
+    event = worker.logged("invalid_job", job_id, timeout=10)
+    assert event["row_marked_failed"] is True and event["level"] == "ERROR"
+    assert event["error"] == row["error_message"]
+
+
+def test_the_legacy_order_task_first_row_later_completes_and_stays_completed(backend_world, worker, video, job_id):
+    """/api/upload/complete-multipart today: the task is sent, the row's PutItem lands 0 to 3 s later.
+
+    A claim on the missing row would run the job, and the late PutItem would then set the row back
+    to QUEUED with no outputs, for ever. The worker waits for the row instead.
+    """
+    orphan = queue_job(backend_world, video, job_id, with_row=False)
+    job = make_job(job_id=job_id, s3_key=orphan.s3_key, cutting_options={"type": "fixed", "duration_seconds": 2})
+    worker(job.celery_args(), job_id)
+    time.sleep(2.0)
+    backend.put_job_row(job_id, orphan.s3_key, table=backend_world.table)
+    row = orphan.wait_for("COMPLETED")
+    assert row["output_s3_urls"] == orphan.segment_keys() and len(row["output_s3_urls"]) == 3
+    assert row["processing_attempts"] == 1
+
+
+def test_a_task_for_a_job_that_never_gets_a_row_is_not_run(backend_world, worker, video, job_id):
+    orphan = queue_job(backend_world, video, job_id, with_row=False)
+    worker(make_job(job_id=job_id, s3_key=orphan.s3_key).celery_args(), job_id)
+    line = worker.logged("row_missing", job_id)
+    assert f"after {ROW_WAIT_SECONDS} s: not processed" in line["error"] and line["backend"] == "celery"
+    assert orphan.row() is None and orphan.segment_keys() == []
+
+
+def test_the_worker_refuses_to_start_without_its_bucket(moto, redis_url, tmp_path):
+    """A worker that started anyway would fail every job it takes; it stops at once, saying why."""
+    env = {name: value for name, value in os.environ.items() if name not in ("S3_BUCKET_NAME", "AWS_BUCKET_NAME")}
+    env.update({**moto.environment(), "REDIS_URL": redis_url, "VIDEO_PROCESSOR_CELERY_QUEUE": f"test-{uuid.uuid4().hex}"})
+    result = subprocess.run([sys.executable, "-m", "celery", "-A", "processor.celery_app", "worker", "--pool=solo"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert ("processor worker: cannot start: environment variable S3_BUCKET_NAME or AWS_BUCKET_NAME is not set"
+            in result.stderr + result.stdout)

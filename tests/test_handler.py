@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import boto3
@@ -17,6 +18,7 @@ import pytest
 
 from processor import handler
 from processor.handler import lambda_handler
+from sandbox import backend
 from sandbox.servers import free_port
 from tests.jobworld import LambdaContext, queue_job
 from tests.progress_checks import ChannelRecorder, check_job_messages
@@ -273,3 +275,32 @@ def test_a_bad_event_publishes_failed_naming_the_field(queued, redis_url, monkey
     updates = check_job_messages(channel.until_terminal(), queued.row(), job_id=queued.job_id)
     assert [u.stage for u in updates] == ["failed"]
     assert updates[0].error_message.startswith("cutting_options.min_duration:")
+
+
+def test_a_job_without_a_row_is_waited_for_then_refused_and_nothing_is_cut(backend_world, short_video, job_id,
+                                                                            monkeypatch, capfd):
+    """The row was never written: no claim creates one, no segment is cut, one log line says why."""
+    monkeypatch.setenv("JOB_ROW_WAIT_SECONDS", "1")
+    orphan = queue_job(backend_world, short_video, job_id, with_row=False)
+    result = lambda_handler(orphan.event(), LambdaContext())
+    assert (result["status"], result["error_type"]) == ("refused", "row_missing")
+    assert orphan.row() is None and orphan.segment_keys() == []
+    [line] = [json.loads(line) for line in capfd.readouterr().err.splitlines()
+              if line.startswith("{") and json.loads(line)["event"] == "row_missing"]
+    assert line["job_id"] == job_id and line["level"] == "ERROR"
+    assert f"has no row in table {backend_world.table} after 1 s: not processed" in line["error"]
+
+
+def test_a_row_written_a_moment_after_the_event_is_waited_for(backend_world, short_video, job_id):
+    """The backend's legacy order: the job is sent first, the row PutItem lands a moment later."""
+    orphan = queue_job(backend_world, short_video, job_id, with_row=False)
+    late_put = threading.Timer(1.5, lambda: backend.put_job_row(job_id, orphan.s3_key, table=backend_world.table))
+    late_put.start()
+    try:
+        result = lambda_handler(orphan.event(), LambdaContext())
+    finally:
+        late_put.join()
+    row = orphan.row()
+    assert result["status"] == "completed"
+    assert (row["status"], row["processing_attempts"]) == ("COMPLETED", 1)
+    assert row["output_s3_urls"] == orphan.segment_keys() and len(row["output_s3_urls"]) == 3

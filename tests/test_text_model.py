@@ -54,6 +54,38 @@ def test_api_key_mode_asks_once_and_uses_the_models_texts(gemini):
     assert "exactly 3 strings" in call.prompt and '"sales"' in call.prompt
 
 
+def test_in_lambda_the_api_key_comes_from_its_secure_parameter(gemini, aws):
+    """The stack names the parameter (GOOGLE_API_KEY_PARAMETER), never puts the key in the environment."""
+    import boto3
+
+    from processor.parameters import secret
+
+    boto3.client("ssm").put_parameter(Name="/video-share/dev/text-variations-api-key", Value=API_KEY,
+                                      Type="SecureString")
+    secret.cache_clear()
+    settings = TextModelSettings.from_env({"GOOGLE_API_KEY_PARAMETER": "/video-share/dev/text-variations-api-key",
+                                           "TEXT_VARIATIONS_BASE_URL": gemini.url,
+                                           "TEXT_VARIATIONS_TIMEOUT_SECONDS": "1"})
+    assert settings.mode == "api_key"
+    result = generate_texts("Buy now", 2, None, settings)
+    assert result.source == MODEL, result.reason
+    [call] = gemini.model_calls()
+    assert call.headers["x-goog-api-key"] == API_KEY
+
+
+def test_an_unreadable_key_parameter_falls_back_and_says_which(gemini, aws):
+    from processor.parameters import secret
+
+    secret.cache_clear()
+    settings = TextModelSettings.from_env({"GOOGLE_API_KEY_PARAMETER": "/video-share/dev/missing",
+                                           "TEXT_VARIATIONS_BASE_URL": gemini.url})
+    result = generate_texts("Buy now", 3, None, settings)
+    assert (result.source, result.texts) == (FALLBACK, ("Buy now",) * 3)
+    assert result.reason == ("credentials: GOOGLE_API_KEY_PARAMETER /video-share/dev/missing could not be read: "
+                             "ParameterNotFound")
+    assert gemini.model_calls() == []
+
+
 def test_the_model_is_configurable(gemini):
     generate_texts("Buy now", 2, None, api_key_settings(gemini, TEXT_VARIATIONS_MODEL="gemini-2.5-flash-lite"))
     assert [call.path for call in gemini.model_calls()] == ["/v1beta/models/gemini-2.5-flash-lite:generateContent"]

@@ -16,28 +16,33 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from router.errors import FlagSourceError, VersionConflictError
+from router.errors import FlagSourceError, UnreadableFlagsError, VersionConflictError
 from router.sources.base import FlagSource
 
-# Reads happen off the request path, but the first load waits on them: keep them short.
+# Requests wait on these reads (the first load, a due refresh): keep them short.
 SSM_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
+# An operator's command can wait for a slow answer rather than report a timeout.
+OPERATOR_SSM_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 3})
 # The value limit of a standard-tier parameter.
 MAX_PARAMETER_BYTES = 4096
 
 
 class SSMParameterSource(FlagSource):
-    def __init__(self, name: str, client: BaseClient | None = None) -> None:
+    def __init__(self, name: str, client: BaseClient | None = None, region: str | None = None,
+                 config: Config = SSM_CONFIG) -> None:
         self.name = name
         self.label = f"ssm:{name}"
+        self.region = region
+        self.config = config
         self._client = client
 
     def _ssm(self) -> BaseClient:
         if self._client is None:
-            self._client = boto3.session.Session().client("ssm", config=SSM_CONFIG)
+            self._client = boto3.session.Session().client("ssm", region_name=self.region, config=self.config)
         return self._client
 
-    def read_document(self) -> tuple[dict[str, Any], int] | None:
-        """The stored object and its version, or None when the parameter does not exist."""
+    def read_text(self) -> tuple[str, int] | None:
+        """The stored text and its version, or None when the parameter does not exist."""
         try:
             parameter = self._ssm().get_parameter(Name=self.name)["Parameter"]
         except ClientError as error:
@@ -46,14 +51,22 @@ class SSMParameterSource(FlagSource):
             raise FlagSourceError(f"{self.label}: {error}") from error
         except BotoCoreError as error:
             raise FlagSourceError(f"{self.label}: {error}") from error
+        return parameter["Value"], parameter["Version"]
+
+    def read_document(self) -> tuple[dict[str, Any], int] | None:
+        """The stored object and its version, or None when the parameter does not exist."""
+        read = self.read_text()
+        if read is None:
+            return None
+        text, version = read
         try:
-            document = json.loads(parameter["Value"])
+            document = json.loads(text)
         except ValueError as error:
-            raise FlagSourceError(f"{self.label} version {parameter['Version']} is not valid JSON: {error}") from None
+            raise UnreadableFlagsError(f"{self.label} version {version} is not valid JSON: {error}") from None
         if not isinstance(document, dict):
-            raise FlagSourceError(f"{self.label} version {parameter['Version']} must hold a JSON object, "
-                                  f"got {type(document).__name__}")
-        return document, parameter["Version"]
+            raise UnreadableFlagsError(f"{self.label} version {version} must hold a JSON object, "
+                                       f"got {type(document).__name__}")
+        return document, version
 
     def _read(self) -> tuple[Mapping[str, Any], str]:
         read = self.read_document()
@@ -73,7 +86,7 @@ class SSMParameterSource(FlagSource):
         if len(text.encode()) > MAX_PARAMETER_BYTES:
             raise FlagSourceError(f"the flags take {len(text.encode())} bytes; an SSM parameter holds at most "
                                   f"{MAX_PARAMETER_BYTES} (shorten the user lists)")
-        current = self.read_document()
+        current = self.read_text()
         current_version = None if current is None else current[1]
         if current_version != expected_version:
             raise VersionConflictError(f"{self.label} is at version {current_version}, not {expected_version}: "

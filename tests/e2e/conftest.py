@@ -51,10 +51,8 @@ def shipped_zips(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_lambda(moto, declared, shipped_zips, tmp_path_factory):
     layer_zip, code_zip = shipped_zips
-    inputs = declared.named(FUNCTION).inputs
-    spec = FunctionSpec(name=inputs["name"], code_zip=code_zip, layer_zips=(layer_zip,), handler=inputs["handler"],
-                        environment=declared.function_environment, timeout_seconds=inputs["timeout"],
-                        memory_mb=inputs["memorySize"], retry_delays=(0.5, 0.5))
+    spec = FunctionSpec.declared(declared.named(FUNCTION).inputs, declared.function_environment, code_zip, layer_zip,
+                                 retry_delays=(0.5, 0.5))
     try:
         with LocalLambda(spec, moto.environment(), tmp_path_factory.mktemp("lambda")) as running:
             yield running

@@ -138,9 +138,8 @@ def test_a_transient_failure_is_retried_and_the_last_attempt_fails_the_job(
     """S3 unreachable from the function: Lambda's two retries run, and the third attempt (the
     declared MAX_ATTEMPTS) fails the job instead of leaving it PROCESSING."""
     layer_zip, code_zip = shipped_zips
-    inputs = declared.named("video-processor").inputs
-    spec = FunctionSpec(inputs["name"], code_zip, (layer_zip,), inputs["handler"], declared.function_environment,
-                        timeout_seconds=60, retry_delays=(0.2, 0.2))
+    spec = FunctionSpec.declared(declared.named("video-processor").inputs, declared.function_environment, code_zip,
+                                 layer_zip, timeout_seconds=60, retry_delays=(0.2, 0.2))
     unreachable_s3 = {**moto.environment(), "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{free_port()}",
                       "AWS_MAX_ATTEMPTS": "1"}
     queued = queue_job(backend_world, clip, job_id)

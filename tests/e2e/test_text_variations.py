@@ -53,11 +53,9 @@ def model_lambda(moto, gemini, shipped_zips, tmp_path_factory):
     declaration = run_program({**MINIMAL_CONFIG, "textVariations": {
         "project": "video-share", "location": "us-central1", "credentialConfig": external_account_config(gemini.url),
         "baseUrl": gemini.url, "timeoutSeconds": 5}})
-    inputs = declaration.named("video-processor").inputs
     layer_zip, code_zip = shipped_zips
-    spec = FunctionSpec(name=inputs["name"], code_zip=code_zip, layer_zips=(layer_zip,), handler=inputs["handler"],
-                        environment=declaration.function_environment, timeout_seconds=inputs["timeout"],
-                        memory_mb=inputs["memorySize"], retry_delays=(0.5, 0.5))
+    spec = FunctionSpec.declared(declaration.named("video-processor").inputs, declaration.function_environment,
+                                 code_zip, layer_zip, retry_delays=(0.5, 0.5))
     try:
         with LocalLambda(spec, moto.environment(), tmp_path_factory.mktemp("model-lambda")) as running:
             yield running

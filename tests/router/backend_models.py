@@ -1,13 +1,15 @@
 """The backend's models, as its FastAPI app declares them (pydantic 2, nested, Enums).
 
-Copied field for field from backend/models.py: the request models `router.dispatch` accepts, and
-`ProgressUpdate`, the message the backend relays to the browser.
+Field names and types as in the backend's ``models.py`` (branch fabric-ui-changes): the request
+models `router.dispatch` accepts (tests hand the router the same objects the routes do), the
+response the documented routes answer, and `ProgressUpdate`, the message the backend relays to
+the browser.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import pydantic
 
@@ -19,12 +21,12 @@ class TextStrategy(str, enum.Enum):
 
 
 class FixedCuttingParams(pydantic.BaseModel):
-    type: str = "fixed"
+    type: Literal["fixed"] = "fixed"
     duration_seconds: int
 
 
 class RandomCuttingParams(pydantic.BaseModel):
-    type: str = "random"
+    type: Literal["random"] = "random"
     min_duration: int
     max_duration: int
 
@@ -44,6 +46,23 @@ class CompleteUploadRequest(pydantic.BaseModel):
     cutting_options: FixedCuttingParams | RandomCuttingParams | None = None
     text_strategy: TextStrategy | None = None
     text_input: TextInput | None = None
+    filename: str | None = None
+    title: str | None = None
+    user_email: str | None = None
+    content_type: str | None = None
+
+
+class CompleteMultipartUploadRequest(CompleteUploadRequest):
+    """The frontend's request above 200 MB: the same fields, plus the multipart upload to complete."""
+
+    upload_id: str
+    parts: list[dict]
+
+
+class JobCreatedResponse(pydantic.BaseModel):
+    job_id: str
+    status: str
+    message: str
 
 
 class ProgressUpdate(pydantic.BaseModel):

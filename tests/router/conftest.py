@@ -82,6 +82,11 @@ def ssm_proxy(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Faul
     yield from _proxy_for("SSM", aws, monkeypatch)
 
 
+@pytest.fixture
+def s3_proxy(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    yield from _proxy_for("S3", aws, monkeypatch)
+
+
 def invocations(proxy: FaultProxy) -> list[Exchange]:
     """Async invokes moto accepted: recorded on the wire, answered 202 with the event echoed."""
     return proxy.sent(lambda exchange: exchange.path.endswith("/invocations") and exchange.status == 202)

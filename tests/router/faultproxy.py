@@ -170,8 +170,9 @@ class FaultProxy:
             connection.request(exchange.method, exchange.path, body=exchange.body, headers=headers)
             response = connection.getresponse()
             body = response.read()
-            answer_headers = {k: v for k, v in response.getheaders()
-                              if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"}
+            # A HEAD answer has no body but the object's Content-Length (S3's HeadObject reads it).
+            answer_headers = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP
+                              and (k.lower() != "content-length" or exchange.method == "HEAD")}
             self._answer(handler, exchange, response.status, answer_headers, body)
         finally:
             connection.close()
@@ -183,7 +184,8 @@ class FaultProxy:
         handler.send_response(status)
         for name, value in headers.items():
             handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(body)))
+        if not any(name.lower() == "content-length" for name in headers):
+            handler.send_header("Content-Length", str(len(body)))
         handler.send_header("Connection", "close")
         handler.end_headers()
         handler.wfile.write(body)

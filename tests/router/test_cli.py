@@ -1,4 +1,4 @@
-"""``python -m router``: flags show/set with optimistic concurrency, phase, explain, simulate."""
+"""``python -m router``: flags show/set/reset with optimistic concurrency, phase, explain, simulate, help."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from router.cli import main
 from router.decide import decide
+from router.flags import FLAG_HELP, PHASE_HELP
 from router.live_flags import LiveFlags
 from router.sources import EnvironmentSource, SSMParameterSource
 from sandbox import backend
@@ -211,3 +212,81 @@ def test_show_reports_a_misspelt_or_bad_environment_override(flags_parameter, mo
     monkeypatch.setenv("ROUTER_PHASE", "lamda")
     assert main(["flags", "show"]) == 2
     assert "env holds a bad value: phase: must be one of" in capsys.readouterr().err
+
+
+# --- repairing the parameter, no-op writes, what the help says ---------------------------------
+
+
+def test_a_parameter_holding_invalid_json_is_repaired_with_reset(flags_parameter, capsys):
+    put_flags(flags_parameter, '{"phase": "lambda",}')  # a hand edit gone wrong, version 1
+    assert main(["flags", "set", "phase=celery"]) == 1
+    error = one_line_error(capsys.readouterr().err)
+    assert "version 1 is not valid JSON" in error and "flags reset" in error and "flags set --force" in error
+    assert main(["flags", "reset"]) == 0
+    assert stored(flags_parameter) == ({}, 2)
+    assert "the unreadable version 1 replaced by {}" in capsys.readouterr().out
+    assert main(["phase", "canary", "--percent", "5"]) == 0
+    assert stored(flags_parameter) == ({"phase": "canary", "lambda_percent": 5.0}, 3)
+
+
+def test_set_force_replaces_an_unreadable_value_with_exactly_the_given_flags(flags_parameter):
+    put_flags(flags_parameter, "[1, 2]")
+    result = run("flags", "set", "--force", "phase=celery", "kill_switch=true")
+    assert result.returncode == 0, result.stderr
+    assert stored(flags_parameter) == ({"phase": "celery", "kill_switch": True}, 2)
+
+
+def test_a_bad_stored_value_is_named_and_can_be_removed(flags_parameter, capsys):
+    put_flags(flags_parameter, {"phase": "canary", "lambda_percent": 300})
+    assert main(["flags", "set", "kill_switch=true"]) == 1
+    error = one_line_error(capsys.readouterr().err)
+    assert "holds a bad value: lambda_percent: must be between 0 and 100" in error
+    assert "`lambda_percent=`" in error
+    assert stored(flags_parameter)[1] == 1
+    assert main(["flags", "set", "lambda_percent=", "kill_switch=true"]) == 0
+    assert stored(flags_parameter) == ({"phase": "canary", "kill_switch": True}, 2)
+
+
+@pytest.mark.parametrize(("value", "kind"), [('{"a":1}', "a JSON object"), ('"u1"', "a JSON string")])
+def test_a_user_list_must_be_a_list(flags_parameter, capsys, value, kind):
+    put_flags(flags_parameter, {"phase": "canary"})
+    assert main(["flags", "set", f"lambda_users={value}"]) == 2
+    assert one_line_error(capsys.readouterr().err).endswith(
+        f"lambda_users: must be a list of user ids (a JSON array or comma-separated), got {kind}")
+    assert stored(flags_parameter) == ({"phase": "canary"}, 1)
+
+
+def test_show_needs_a_parameter_like_set(monkeypatch):
+    monkeypatch.delenv("ROUTER_FLAGS_PARAMETER", raising=False)
+    result = run("flags", "show")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "no flags parameter: set ROUTER_FLAGS_PARAMETER or pass --parameter" in one_line_error(result.stderr)
+
+
+def test_a_change_that_changes_nothing_writes_nothing(flags_parameter, capsys):
+    assert main(["phase", "canary", "--percent", "5"]) == 0
+    capsys.readouterr()
+    for args in (["phase", "canary"], ["phase", "canary", "--percent", "5.00"], ["flags", "set", "lambda_percent=5"],
+                 ["flags", "set", "salt="]):
+        assert main(args) == 0
+        assert capsys.readouterr().out == f"ssm:{flags_parameter} version 1: no change, nothing written\n"
+    assert stored(flags_parameter) == ({"phase": "canary", "lambda_percent": 5.0}, 1)
+    assert main(["flags", "reset"]) == 0 and main(["flags", "reset"]) == 0
+    assert stored(flags_parameter) == ({}, 2)
+
+
+def _help(*args: str) -> str:
+    result = run(*args, "--help")
+    assert result.returncode == 0, result.stderr
+    return " ".join(result.stdout.split())  # argparse wraps lines; compare words
+
+
+def test_help_says_what_each_phase_and_each_flag_means():
+    phases = _help("phase")
+    for name, meaning in PHASE_HELP.items():
+        assert f"{name} {meaning}" in phases
+    flags = _help("flags", "set")
+    for name, meaning in FLAG_HELP.items():
+        assert f"{name} {meaning}" in flags
+    assert "--force" in flags
+    assert "every flag back to its default" in _help("flags", "reset")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.decide import REASONS, Decision, decide
+from router.decide import REASONS, Decision, decide, size_decides
 from router.flags import MB, PHASES, RouterFlags, UNKNOWN_SIZE_POLICIES
 from router.rollout import in_rollout
 from tests.router.backend_models import CompleteUploadRequest
@@ -125,3 +125,25 @@ def test_every_request_shape_gets_the_same_decision():
 
 def test_a_numeric_user_id_matches_the_list_as_text():
     assert decide(job(user=42), canary(lambda_users=["42"])).reason == "user_allow"
+
+
+@pytest.mark.parametrize(("flags", "user", "decides"), [
+    (RouterFlags(phase="celery"), "u1", False),
+    (RouterFlags(phase="lambda_only"), "u1", False),
+    (RouterFlags(phase="lambda", kill_switch=True), "u1", False),
+    (RouterFlags(phase="lambda"), "u1", True),  # the phase that must not keep size-less jobs on Celery
+    (RouterFlags(phase="lambda", celery_users=["u1"]), "u1", False),
+    (canary(lambda_users=["u1"]), "u1", False),
+    (canary(), "u1", True),  # in the rollout: a large file must still go to Celery
+    (canary(lambda_percent=0), "u1", False),  # out of the rollout: Celery whatever the size
+])
+def test_the_size_is_looked_up_only_when_it_can_change_the_backend(flags, user, decides):
+    assert size_decides(job(user=user, size=None), flags) is decides
+
+
+@given(requests, flag_sets, st.lists(st.integers(0, 20_000 * MB), min_size=1, max_size=5))
+def test_when_the_size_does_not_decide_no_size_changes_the_backend(request_, flags, sizes):
+    unknown = {**request_, "file_size": None}
+    backends = {decide({**unknown, "file_size": size}, flags).backend for size in sizes}
+    if not size_decides(unknown, flags):
+        assert backends == {decide({**unknown, "file_size": 0}, flags).backend}

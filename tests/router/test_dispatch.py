@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 
 import pytest
@@ -12,9 +13,11 @@ import pytest
 from processor.contract import CELERY_TASK_NAME
 from router import DispatchError, InvalidRequestError, RouterFlags, RowMissingError, dispatch, metrics
 from router.counters import prometheus_text
+from router.live_flags import LiveFlags
+from router.sources import EnvironmentSource, SSMParameterSource
 from sandbox import backend
 from tests.router.backend_models import CompleteUploadRequest, FixedCuttingParams, TextInput, TextStrategy
-from tests.router.conftest import FUNCTION_NAME, S3_KEY, expected_job, invocations, make_router, upload
+from tests.router.conftest import FUNCTION_NAME, S3_KEY, expected_job, invocations, make_router, put_flags, upload
 
 TO_LAMBDA = RouterFlags(phase="lambda", version="test:lambda")
 TO_CELERY = RouterFlags(phase="celery", version="test:celery")
@@ -213,4 +216,25 @@ def test_dispatch_configures_itself_from_the_environment(backend_world, lambda_f
     backend.put_job_row(second, S3_KEY)
     decision = dispatch(upload(second))
     assert (decision.backend, decision.reason) == ("celery", "kill_switch")
+    assert celery_queue.messages()[0]["id"] == second
+
+
+def test_a_kill_switch_set_during_an_idle_gap_stops_the_very_next_lambda_job(
+        backend_world, lambda_function, lambda_proxy, celery_queue, flags_parameter):
+    """The reproduction: cache 15 s, 17 s idle, kill_switch set meanwhile; here 0.5 s and 1 s."""
+    ttl = 0.5
+    put_flags(flags_parameter, {"phase": "lambda"})
+    live = LiveFlags([SSMParameterSource(flags_parameter), EnvironmentSource()], ttl=ttl, first_load_timeout=10,
+                     refresh_timeout=10)  # a loaded machine's moto may take more than the default second
+    router = make_router(live, backend_world.table, broker_url=celery_queue.broker_url, queue=celery_queue.name)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    for job in (first, second):
+        backend.put_job_row(job, S3_KEY, file_size=5_000_000)
+    assert router.dispatch(upload(first)).backend == "lambda"
+
+    put_flags(flags_parameter, {"phase": "lambda", "kill_switch": True})
+    time.sleep(ttl * 2)  # no request meanwhile
+    decision = router.dispatch(upload(second))
+    assert (decision.backend, decision.reason, decision.flags_version) == ("celery", "kill_switch", "ssm:2")
+    assert [invoke.json()["job_id"] for invoke in invocations(lambda_proxy)] == [first]
     assert celery_queue.messages()[0]["id"] == second

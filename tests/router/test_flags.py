@@ -78,8 +78,8 @@ def test_numbers_from_text_and_percent_steps():
     assert RouterFlags(lambda_percent=0.01).lambda_percent == 0.01
 
 
-# Any id without a comma; a value starting with "[" is read as JSON, so ids do not start with one.
-user_ids = st.lists(st.text(alphabet=st.characters(blacklist_characters=",[", blacklist_categories=("Cs", "Cc", "Z")),
+# Any id without a comma; a value starting with "[", "{" or '"' is read as JSON, so ids hold none.
+user_ids = st.lists(st.text(alphabet=st.characters(blacklist_characters=',[{"', blacklist_categories=("Cs", "Cc", "Z")),
                             min_size=1, max_size=20), max_size=10)
 
 

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from processor.handler import lambda_handler
 from router import progress_events
+from sandbox import backend
 from sandbox.media import make_video
 from sandbox.servers import free_port
 from tests.jobworld import LambdaContext, queue_job
@@ -140,10 +141,18 @@ def test_something_that_is_not_a_job_id_is_refused_before_any_read(job_id):
         progress_events(job_id, table="any-table")
 
 
-def test_without_a_table_the_helper_says_what_to_set(monkeypatch):
+def test_without_a_table_the_helper_reads_the_backends_default_table(backend_world, job_id, monkeypatch):
+    """As the backend's config.py: DYNAMODB_TABLE_NAME, else easy-video-share-video-metadata."""
     monkeypatch.delenv("DYNAMODB_TABLE_NAME", raising=False)
-    with pytest.raises(ValueError, match="DYNAMODB_TABLE_NAME"):
-        progress_events(str(uuid.uuid4()))
+    backend.put_job_row(job_id, f"uploads/user-1/{job_id}.mp4", table=backend_world.table)
+    keys = [f"processed/{job_id}/segment_000.mp4"]
+    boto3.resource("dynamodb").Table(backend_world.table).update_item(
+        Key={"video_id": job_id}, UpdateExpression="SET #status = :done, output_s3_urls = :keys, "
+        "processing_stage = :done_stage, progress_percentage = :hundred",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":done": "COMPLETED", ":keys": keys, ":done_stage": "completed", ":hundred": 100})
+    [update] = collect(job_id, redis_url=None, table=None)
+    assert (update["stage"], update["output_urls"]) == ("completed", keys)
 
 
 # --- the endpoint, as docs/router.md writes it ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``progressRedisUrl``: the Redis URL reaches the function, and nowhere is it plain text.
+"""``progressRedisUrl`` and ``textVariationsApiKey``: each reaches the function, and nowhere is it plain text.
 
 The program runs under mocks; the state would hold what the engine receives, so a value the
 engine receives as a secret is stored encrypted, and every other input and output is searched
@@ -48,15 +48,45 @@ def test_the_function_gets_the_parameters_name_and_nothing_holds_the_password_in
 def test_the_function_may_read_that_one_parameter_and_no_other():
     document = json.loads(with_progress().named("video-processor-policy").inputs["policy"])
     reads = [s for s in document["Statement"] if any(a.startswith(("ssm:", "kms:")) for a in s["Action"])]
-    assert reads == [{"Sid": "ReadProgressRedisUrl", "Effect": "Allow", "Action": ["ssm:GetParameter"],
+    assert reads == [{"Sid": "ReadFunctionSecrets", "Effect": "Allow", "Action": ["ssm:GetParameter"],
                       "Resource": [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter{PARAMETER}"]}]
 
 
-def test_without_the_setting_there_is_no_parameter_and_no_permission():
+def test_without_the_settings_there_is_no_parameter_and_no_permission():
     declaration = run_program(MINIMAL_CONFIG)
-    assert not [r for r in declaration.resources if r.name == "progress-redis-url"]
-    assert "PROGRESS_REDIS_PARAMETER" not in declaration.function_environment
+    assert not [r for r in declaration.resources if r.type == "aws:ssm/parameter:Parameter" and r.name != "router-flags"]
+    assert not {"PROGRESS_REDIS_PARAMETER", "GOOGLE_API_KEY_PARAMETER"} & set(declaration.function_environment)
     assert "ssm:" not in declaration.named("video-processor-policy").inputs["policy"]
+
+
+API_KEY = "AIza-not-in-outputs"
+KEY_PARAMETER = "/easy-video-share/dev/text-variations-api-key"
+
+
+@cache
+def with_both() -> Declaration:
+    return run_program({**MINIMAL_CONFIG, "progressRedisUrl": URL, "textVariationsApiKey": API_KEY},
+                       secrets=["progressRedisUrl", "textVariationsApiKey"])
+
+
+def test_the_api_key_is_a_secure_parameter_too_and_the_function_reads_both():
+    declaration = with_both()
+    parameter = declaration.named("text-variations-api-key")
+    assert (parameter.inputs["name"], parameter.inputs["type"], parameter.inputs["value"]) == (
+        KEY_PARAMETER, "SecureString", API_KEY)
+    assert parameter.secret_inputs == ("value",)
+    function = declaration.named("video-processor")
+    assert function.secret_inputs == ()  # nothing secret in its configuration: names only
+    assert function.inputs["environment"]["variables"]["GOOGLE_API_KEY_PARAMETER"] == KEY_PARAMETER
+    assert "GOOGLE_API_KEY" not in function.inputs["environment"]["variables"]
+    for resource in declaration.resources:
+        plain = {key: value for key, value in resource.inputs.items() if key not in resource.secret_inputs}
+        assert API_KEY not in json.dumps(plain), resource.name
+    assert API_KEY not in json.dumps(declaration.outputs)
+    document = json.loads(declaration.named("video-processor-policy").inputs["policy"])
+    [reads] = [s for s in document["Statement"] if s["Sid"] == "ReadFunctionSecrets"]
+    assert reads["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter{PARAMETER}",
+                                 f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter{KEY_PARAMETER}"]
 
 
 def test_a_url_set_without_secret_stops_the_program_without_printing_it():
