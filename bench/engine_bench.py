@@ -27,9 +27,8 @@ import ffmpeg
 from ffmpeg.nodes import OutputStream
 
 from processor import command
-from processor.binaries import font, tool
-from processor.engine import EncodeSettings, cut
-from processor.overlay import textfile_content
+from processor.binaries import tool
+from processor.engine import EncodeSettings, caption_pictures, cut
 from processor.plan import Segment
 from processor.probe import MediaInfo, probe
 from sandbox.media import make_video
@@ -42,10 +41,16 @@ DURATION = 60.0
 SEGMENT_COUNTS = (6, 20)
 
 
+# Captions in three scripts, in turn: Latin, Chinese (another face, no spaces to wrap at) and
+# Arabic (shaped and right to left).
+CAPTIONS = ("Part {n} of {count}: the caption of this segment 🎉", "第{n}部分，共{count}部分：这一段的字幕",
+            "الجزء {n} من {count}: تعليق هذا المقطع")
+
+
 def _segments(count: int, *, with_text: bool) -> list[Segment]:
     step = DURATION / count
     return [Segment(i, round(i * step, 3), round((i + 1) * step, 3),
-                    f"Part {i + 1} of {count}: the caption of this segment" if with_text else None)
+                    CAPTIONS[i % len(CAPTIONS)].format(n=i + 1, count=count) if with_text else None)
             for i in range(count)]
 
 
@@ -70,11 +75,11 @@ def run_per_segment(source: Path, media: MediaInfo, segments: list[Segment], out
     option), the engine's filters with the segment's text on every frame."""
     out.mkdir(parents=True, exist_ok=True)
     for segment in segments:
-        text_file = out / f"text_{segment.index:03d}.txt"
-        text_file.write_text(textfile_content(segment.text or "", *command.output_size(media)), encoding="utf-8")
+        work = out / f"captions_{segment.index:03d}"
+        work.mkdir()
+        pictures = caption_pictures(media, [Segment(0, 0.0, media.duration, segment.text)], work)
         upload = command.source(source)
-        video = command.video_chain(upload["v:0"], media, {text_file: [(0, None)]} if segment.text else {},
-                                    Path(font()))
+        video = command.video_chain(upload["v:0"], media, pictures)
         _ffmpeg(ffmpeg.output(video, upload["a:0"], str(out / command.segment_name(segment.index)),
                               ss=f"{segment.start:.3f}", t=f"{segment.duration:.3f}", movflags="+faststart",
                               **_encoder()))
@@ -151,6 +156,8 @@ def measure(repeat: int) -> tuple[dict[str, list[tuple[float, float]]], float]:
         plain = _segments(count, with_text=False)
         cases[f"engine, {count} segments, text"] = \
             lambda out, s=texts: run_engine(source, media, s, out, SETTINGS)
+        cases[f"engine, {count} segments, no text"] = \
+            lambda out, s=plain: run_engine(source, media, s, out, SETTINGS)
         cases[f"per-segment -ss after -i, {count} segments, text"] = \
             lambda out, s=texts: run_per_segment(source, media, s, out)
         cases[f"engine stream copy, {count} segments"] = \
@@ -193,6 +200,10 @@ def report(samples: dict[str, list[tuple[float, float]]], load: float) -> str:
         lines.append(f"- engine at {count} segments within 1.10x of the bare transcode: "
                      + " / ".join(f"{e / f:.2f}x {'met' if e / f <= 1.10 else 'NOT met'}"
                                   for e, f in zip(engine, (floor_wall, floor_cpu))))
+    for count in SEGMENT_COUNTS:
+        text, plain = medians[f"engine, {count} segments, text"], medians[f"engine, {count} segments, no text"]
+        lines.append(f"- what the captions cost at {count} segments (text / no text): "
+                     + " / ".join(f"{t / p:.3f}x" for t, p in zip(text, plain)))
     for count, target in zip(SEGMENT_COUNTS, (1.4, 2.5)):
         engine, per_segment = medians[f"engine, {count} segments, text"], \
             medians[f"per-segment -ss after -i, {count} segments, text"]
@@ -219,11 +230,12 @@ def write_readme(table: str, machine: str) -> None:
         "`python -m bench.engine_bench` (not part of the test suite). Input: a generated 1080p,",
         "30 fps, 60 s video with AAC audio (testsrc2 and a sine tone) encoded like a phone's",
         "upload: H.264 High, CABAC, 16 Mb/s, one keyframe a second. Every method uses libx264",
-        "`veryfast` CRF 23 and AAC 128k; the text cases draw one caption per segment, and the",
-        "per-segment method (the running backend's: one ffmpeg per segment, `-ss` after `-i`)",
-        "draws it with the same filters. Engine times include checking every output with",
-        "ffprobe. Wall time is what a job waits; CPU time (all processes) is the steadier figure",
-        "on a shared machine.",
+        "`veryfast` CRF 23 and AAC 128k; the text cases draw one caption per segment, in three",
+        "scripts in turn (Latin with an emoji, Chinese, Arabic), and the per-segment method (the",
+        "running backend's: one ffmpeg per segment, `-ss` after `-i`) draws it the same way",
+        "(drawn once by libass, laid over its frames with `overlay`). Engine times include",
+        "checking every output with ffprobe. Wall time is what a job waits; CPU time (all",
+        "processes) is the steadier figure on a shared machine.",
         "",
         f"Machine: {machine}.",
         "",

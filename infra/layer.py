@@ -64,7 +64,7 @@ def declare(settings: Settings) -> aws.lambda_.LayerVersion:
     return aws.lambda_.LayerVersion(
         "ffmpeg-layer",
         layer_name=f"{settings.project_name}-ffmpeg",
-        description="Static ffmpeg 6.0 and ffprobe (with drawtext) and a font, under /opt/bin and /opt/fonts",
+        description="Static ffmpeg 6.0 and ffprobe (with libass) and the caption fonts, under /opt/bin and /opt/fonts",
         license_info="GPL-3.0-or-later",
         s3_bucket=upload.bucket,
         s3_key=upload.key,

@@ -48,16 +48,16 @@ app.conf.update(
 
 @signals.worker_init.connect
 def check_environment(**_: Any) -> None:
-    """Refuse to start without the bucket, ffmpeg or the font, rather than fail every job later.
+    """Refuse to start without the bucket, ffmpeg or the caption fonts, rather than fail every job later.
 
     SystemExit, not an exception: Celery logs and ignores an exception raised by a signal handler.
     """
-    from processor.binaries import font, tool
+    from processor.binaries import font_table, tool
     from processor.config import Settings
     from processor.errors import ConfigurationError
 
     try:
         Settings.from_env()
-        tool("ffmpeg"), tool("ffprobe"), font()
+        tool("ffmpeg"), tool("ffprobe"), font_table()
     except ConfigurationError as error:
         raise SystemExit(f"processor worker: cannot start: {error}") from None

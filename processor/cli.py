@@ -33,6 +33,7 @@ USER_ERRORS = (InvalidJobError, NotAVideoError, ConfigurationError)
 INTERRUPTED_STATUS = 130
 # The contract's fields as the command's flags: the user typed the flags, not the fields.
 _FLAG_OF_FIELD = {"job_id": "--job-id", "text_strategy": "--strategy", "text_input.strategy": "--strategy",
+                  "text_input": "--text",
                   "text_input.base_text": "--text #1", "text_input.unique_texts": "--text",
                   "text_input.context": "--context", "crf": "--crf", "preset": "--preset", "s3_key": "INPUT"}
 _TEXT_FIELD = re.compile(r"text_input\.unique_texts\[(\d+)\]")

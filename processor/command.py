@@ -22,11 +22,12 @@ segment starts, and both carry errors that flip a test made exactly at a frame's
   after them, so 2.566667 s (frame 77 at 30 fps, rounded up) forces frame 78 instead.
 
 Half a frame of room on each side absorbs both, and the same midpoints bound each text's
-time range.
+time range (its overlay's ``enable``).
 
 The graph is built from small parts meant to be combined: ``source`` (the input, with the
-caller's input options), ``conform`` (the picture every output shares), ``draw_texts`` (the
-texts on their frame ranges), ``segment_output`` and ``compile_command``.
+caller's input options), ``conform`` (the picture every output shares), ``draw_captions`` (the
+captions' pictures laid over their frames), ``segment_output`` and ``compile_command``;
+``caption_pictures_command`` draws those pictures first (see processor.subtitles).
 
 Escaping, as ffmpeg-python 0.2.0 does it (checked in tests/test_command.py against a port of
 FFmpeg's parser, and on the real ffmpeg in tests/test_engine.py): in each filter it escapes
@@ -41,18 +42,22 @@ except the segment muxer's file name template (``_template``).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ffmpeg
 from ffmpeg.nodes import FilterableStream, OutputStream
 
-from processor.overlay import style_for
 from processor.plan import MIN_TAIL_SECONDS, Segment
 from processor.probe import INPUT_OPTIONS, MediaInfo
 
+if TYPE_CHECKING:  # processor.subtitles builds on this module's frame arithmetic
+    from processor.subtitles import Caption, Captions
+
 SEGMENT_TEMPLATE = "segment_%03d.mp4"
+CAPTION_NAME = "caption_{:03d}.png"
 # 120/240 fps phone slow-motion costs Lambda two to four times the encoding for frames a
 # feed does not show; very low rates are raised so every planned segment gets frames.
 MAX_OUTPUT_FPS = Fraction(60)
@@ -120,8 +125,8 @@ def cut_times(segments: Sequence[Segment], rate: Fraction) -> list[Fraction]:
 def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str, list[Span]]:
     """Frame ranges on which each distinct text shows.
 
-    Segments sharing a text share one drawtext, and neighbouring ranges merge, so one text
-    on every segment is a single drawtext without any time condition.
+    Segments sharing a text share one caption, and neighbouring ranges merge, so one text
+    on every segment is a single caption from the first frame to the last.
     """
     bounds = [0, *frames]
     ranges: dict[str, list[Span]] = {}
@@ -134,22 +139,6 @@ def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str,
             start = spans.pop()[0]
         spans.append((start, end))
     return ranges
-
-
-def enable_expression(spans: Sequence[Span], rate: Fraction) -> str | None:
-    """drawtext's ``enable`` for frame ranges, with bounds half a frame before each range's
-    first frame and end frame, so float noise in ``t`` cannot move a frame across a bound."""
-    terms = []
-    for start, end in spans:
-        factors = []
-        if start > 0:
-            factors.append(f"gte(t,{_seconds((start - Fraction(1, 2)) / rate)})")
-        if end is not None:
-            factors.append(f"lt(t,{_seconds((end - Fraction(1, 2)) / rate)})")
-        if not factors:
-            return None
-        terms.append("*".join(factors))
-    return "+".join(terms)
 
 
 def source(input_path: Path, **input_options: object) -> FilterableStream:
@@ -171,35 +160,67 @@ def conform(video: FilterableStream, media: MediaInfo) -> FilterableStream:
     return video.filter("format", pix_fmts="yuv420p")
 
 
-def drawtext_style(width: int, height: int) -> dict[str, object]:
-    """drawtext's look for a width x height picture, without the text and the font."""
-    style = style_for(width, height)
-    return {"fontsize": style.font_size, "fontcolor": "white", "borderw": style.border,
-            "bordercolor": "black", "box": 1, "boxcolor": "black@0.5",
-            "boxborderw": style.box_padding, "line_spacing": style.line_spacing,
-            "x": style.x, "y": style.x}
+def enable_expression(spans: Sequence[Span], rate: Fraction) -> str | None:
+    """A filter's ``enable`` for frame ranges, with bounds half a frame before each range's
+    first frame and end frame, so float noise in ``t`` cannot move a frame across a bound."""
+    terms = []
+    for start, end in spans:
+        factors = []
+        if start > 0:
+            factors.append(f"gte(t,{_seconds((start - Fraction(1, 2)) / rate)})")
+        if end is not None:
+            factors.append(f"lt(t,{_seconds((end - Fraction(1, 2)) / rate)})")
+        if not factors:
+            return None
+        terms.append("*".join(factors))
+    return "+".join(terms)
 
 
-def draw_texts(video: FilterableStream, texts: Mapping[Path, Sequence[Span]], font: Path,
-               media: MediaInfo) -> FilterableStream:
-    """One drawtext per text file, shown on its frame ranges of the output.
+def caption_pictures_command(ffmpeg_path: str, captions: Captions, colours: Path, alpha: Path,
+                             out_dir: Path) -> list[str]:
+    """Draw caption i as picture ``caption_{i:03d}.png`` in ``out_dir``: RGBA, cut to the
+    caption's rectangle, so that each picture holds only what is laid over the frames.
 
-    User text is read from a file and drawn as it is: no %{...} expansion, and nothing of it
-    ever reaches the filter graph.
+    libass draws the captions' ASS files (``colours`` and ``alpha``, see processor.subtitles) on
+    black canvases, one caption a second; the all-white drawing becomes the alpha of the
+    coloured one, which is premultiplied and so is divided back by it.
     """
-    style = drawtext_style(*output_size(media))
-    rate = output_rate(media)
-    for textfile, spans in texts.items():
-        enable = enable_expression(spans, rate)
-        video = video.filter("drawtext", fontfile=graph_path(font), textfile=graph_path(textfile),
-                             expansion="none", **style, **({"enable": enable} if enable else {}))
+    count = len(captions.captions)
+    canvas = f"color=c=black:s={captions.width}x{captions.height}:r=1:d={count}"
+    # rgb24: libass blends in the canvas's own values, so white on black is exactly the alpha.
+    black = ffmpeg.input(canvas, f="lavfi").filter("format", pix_fmts="rgb24").split()
+    coloured = black[0].filter("ass", filename=graph_path(colours), shaping="complex")
+    opacity = black[1].filter("ass", filename=graph_path(alpha), shaping="complex").filter("extractplanes", "r")
+    merged = ffmpeg.filter([coloured, opacity], "alphamerge").filter("unpremultiply", inplace=1).split()
+    outputs = [merged[i].filter("select", f"eq(n,{i})")
+               .filter("crop", w=caption.width, h=caption.height, x=caption.x, y=caption.y)
+               .output(str(caption_picture(out_dir, i).absolute()), update=1, **{"frames:v": 1})
+               for i, caption in enumerate(captions.captions)]
+    return compile_command(ffmpeg_path, ffmpeg.merge_outputs(*outputs))
+
+
+def caption_picture(out_dir: Path, index: int) -> Path:
+    return out_dir / CAPTION_NAME.format(index)
+
+
+def draw_captions(video: FilterableStream, pictures: Sequence[tuple[Path, Caption]], rate: Fraction) -> FilterableStream:
+    """Each caption's rectangle of its picture laid over the frames it shows on.
+
+    Only paths of pictures are in the graph: the user's text is in the ASS files they were
+    drawn from, where libass reads it as text, with no %{...} expansion.
+    """
+    for picture, caption in pictures:
+        enable = enable_expression(caption.spans, rate)
+        # One still picture: overlay keeps it for every frame after its end (eof_action=repeat).
+        video = ffmpeg.filter([video, source(picture)], "overlay", x=caption.x, y=caption.y, format="yuv420",
+                              eof_action="repeat", **({"enable": enable} if enable else {}))
     return video
 
 
-def video_chain(video: FilterableStream, media: MediaInfo, texts: Mapping[Path, Sequence[Span]],
-                font: Path) -> FilterableStream:
-    """The whole video filter chain: conformed, then the texts on their frame ranges."""
-    return draw_texts(conform(video, media), texts, font, media)
+def video_chain(video: FilterableStream, media: MediaInfo,
+                pictures: Sequence[tuple[Path, Caption]] = ()) -> FilterableStream:
+    """The whole video filter chain: conformed, then the captions on their frame ranges."""
+    return draw_captions(conform(video, media), pictures, output_rate(media))
 
 
 def _template(out_dir: Path) -> str:
@@ -230,14 +251,14 @@ def _mapped(upload: FilterableStream, video: FilterableStream, media: MediaInfo)
 
 
 def encode_command(ffmpeg_path: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
-                   out_dir: Path, *, preset: str, crf: int, text_files: Mapping[str, Path],
-                   font: Path) -> list[str]:
-    """Re-encode to H.264/AAC, one segment file per planned segment."""
-    rate = output_rate(media)
-    times = cut_times(segments, rate)
+                   out_dir: Path, *, preset: str, crf: int,
+                   pictures: Sequence[tuple[Path, Caption]] = ()) -> list[str]:
+    """Re-encode to H.264/AAC, one segment file per planned segment, with the captions'
+    pictures (``caption_pictures_command`` for processor.subtitles.captions of the same
+    segments) laid over their frames."""
+    times = cut_times(segments, output_rate(media))
     upload = source(input_path)
-    texts = {text_files[text]: spans for text, spans in text_ranges(segments, cut_frames(segments, rate)).items()}
-    video = video_chain(upload["v:0"], media, texts, font)
+    video = video_chain(upload["v:0"], media, pictures)
     # The graph's fps filter made the stream constant-rate; keep its timestamps.
     options: dict[str, object] = {"c:v": "libx264", "preset": preset, "crf": crf, "fps_mode": "passthrough", **_STRIP}
     if times:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from processor import command as commands
-from processor.binaries import font, tool
+from processor import subtitles
+from processor.binaries import font_table, fonts_dir, tool
 from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
-from processor.overlay import textfile_content
+from processor.overlay import clean
 from processor.plan import Segment
 from processor.probe import MediaInfo, keyframe_times, probe
 from processor.transcode import run_ffmpeg
@@ -95,15 +96,30 @@ def _clear_outputs(out_dir: Path) -> None:
         stale.unlink()
 
 
-def _write_texts(segments: Sequence[Segment], media: MediaInfo, work: Path) -> dict[str, Path]:
-    width, height = commands.output_size(media)
-    files: dict[str, Path] = {}
-    for segment in segments:
-        if segment.text is not None and segment.text not in files:
-            path = work / f"text_{len(files):03d}.txt"
-            path.write_text(textfile_content(segment.text, width, height), encoding="utf-8")
-            files[segment.text] = path
-    return files
+def caption_pictures(media: MediaInfo, segments: Sequence[Segment], work: Path,
+                     deadline: float | None = None) -> list[tuple[Path, subtitles.Caption]]:
+    """Each distinct caption drawn once into a picture in ``work`` (see processor.subtitles),
+    with the fonts of the layer alone; nothing when no segment has text."""
+    captions = subtitles.captions(media, segments, font_table())
+    if captions is None:
+        return []
+    colours, alpha, config = work / "captions.ass", work / "captions-alpha.ass", work / "fonts.conf"
+    colours.write_text(captions.colours, encoding="utf-8")
+    alpha.write_text(captions.alpha, encoding="utf-8")
+    config.write_text(subtitles.fontconfig(fonts_dir()), encoding="utf-8")
+    run_ffmpeg(commands.caption_pictures_command(tool("ffmpeg"), captions, colours, alpha, work),
+               duration=len(captions.captions), deadline=deadline,
+               environment={"FONTCONFIG_FILE": str(config.absolute())})
+    return [(commands.caption_picture(work, i), caption) for i, caption in enumerate(captions.captions)]
+
+
+def check_texts(texts: Iterable[str | None]) -> None:
+    """Fail before any work when a caption has characters no shipped font can draw
+    (processor.fonts.UnsupportedCharactersError, an InvalidJobError naming them)."""
+    table = None
+    for text in dict.fromkeys(text for text in texts if text is not None):
+        table = table or font_table()
+        table.check(clean(text))
 
 
 def _collect(out_dir: Path, bounds: Sequence[tuple[float, float]], segments: Sequence[Segment] | None,
@@ -132,6 +148,7 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
     keyframes instead: fewer files when keyframes are sparse, with their real bounds.
     """
     _check_plan(segments)
+    check_texts(segment.text for segment in segments)
     input_path, out_dir = Path(input_path), Path(out_dir)
     if deadline is not None and time.monotonic() >= deadline:
         raise DeadlineExceededError("the deadline passed before cutting started")
@@ -161,14 +178,8 @@ def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out
             settings: EncodeSettings, on_progress: Callable[[float], None] | None,
             deadline: float | None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
-        text_files = _write_texts(segments, media, Path(work))
-        # The graph names the font by a link beside the texts, so it holds only paths ending
-        # in names chosen here (see processor.command on whitespace), whatever the font's own.
-        font_link = Path(work) / "font"
-        if text_files:
-            font_link.symlink_to(Path(font()).absolute())
-        argv = commands.encode_command(
-            tool("ffmpeg"), input_path, media, segments, out_dir, preset=settings.preset,
-            crf=settings.crf, text_files=text_files, font=font_link)
+        pictures = caption_pictures(media, segments, Path(work), deadline)
+        argv = commands.encode_command(tool("ffmpeg"), input_path, media, segments, out_dir,
+                                       preset=settings.preset, crf=settings.crf, pictures=pictures)
         run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
     return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)

@@ -57,7 +57,7 @@ class ConfigurationError(ProcessorError):
 
 
 class ToolNotFoundError(ConfigurationError):
-    """ffmpeg, ffprobe or the drawtext font cannot be found."""
+    """ffmpeg, ffprobe or the caption fonts cannot be found."""
 
 
 class FFmpegError(ProcessorError):

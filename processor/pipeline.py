@@ -30,20 +30,21 @@ from typing import Any, Callable
 import boto3
 
 from processor import backend_env
+from processor.binaries import font_table
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
-from processor.engine import cut
+from processor.engine import check_texts, cut
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
-from processor.plan import Segment, plan
+from processor.plan import Segment, candidate_texts, plan
 from processor.probe import probe
 from processor import progress_update as stages
 from processor.progress import ProgressReporter
 from processor.publisher import ProgressPublisher, progress_publisher
 from processor.storage import VideoStorage
 from processor.text_model import generate_texts
-from processor.variations import MODEL, apply, wants_variations
+from processor.variations import MODEL, apply, drawable, wants_variations
 
 
 BUSY_POLL_SECONDS = 3.0
@@ -174,6 +175,8 @@ class JobRunner:
                 # The request names the key; the backend's own row says which upload this job is.
                 raise InvalidJobError("s3_key", f"{job.s3_key!r} is not this job's upload "
                                                 f"({claim.upload_key!r} on the job row)")
+            # Before the download: a caption no font can draw fails the job at once.
+            check_texts(candidate_texts(job.text_strategy, job.text_input))
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
                 work = Path(scratch)
                 reporter.stage(stages.DOWNLOADING)
@@ -237,6 +240,7 @@ class JobRunner:
             log("text_variations_reused", job_id=job.job_id, source=variations.source)
         else:
             variations = generate_texts(base_text, len(segments), job.text_input.context, self.settings.text_model)
+            variations = drawable(variations, base_text, font_table().can_draw)
             self.store.save_text_variations(job.job_id, claim.attempt_id, variations)
             level = logging.INFO if variations.source == MODEL else logging.WARNING
             log("text_variations", job_id=job.job_id, level=level, source=variations.source,

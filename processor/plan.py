@@ -83,6 +83,17 @@ def segment_texts(count: int, strategy: str | None, text: TextInput | None) -> l
     return [base] * count
 
 
+def candidate_texts(strategy: str | None, text: TextInput | None) -> list[str]:
+    """Every text ``segment_texts`` may burn in, whatever the number of segments: what can
+    be checked before the video is even downloaded."""
+    if text is None or strategy is None:
+        return []
+    candidates = [text.base_text or ""]
+    if strategy in ("unique_for_all", "base_vary"):
+        candidates += text.unique_texts
+    return [item for item in candidates if item.strip()]
+
+
 def plan(job: Job, duration: float) -> list[Segment]:
     boundaries = plan_boundaries(duration, job.cut, job.job_id)
     texts = segment_texts(len(boundaries), job.text_strategy, job.text_input)

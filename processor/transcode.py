@@ -8,12 +8,13 @@ forever) and the callback runs on the caller's thread.
 
 from __future__ import annotations
 
+import os
 import queue
 import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from processor.errors import DeadlineExceededError, FFmpegError
@@ -51,17 +52,19 @@ def _pump(stream: IO[str], sink: Callable[[Any], None], end: object | None = Non
 
 def run_ffmpeg(command: Sequence[str], *, duration: float,
                on_progress: Callable[[float], None] | None = None,
-               deadline: float | None = None) -> None:
+               deadline: float | None = None, environment: Mapping[str, str] | None = None) -> None:
     """Run ``command`` (an ffmpeg argv with ``-progress pipe:1``) to completion.
 
     ``duration`` is the output length that counts as 1.0; ``deadline`` a ``time.monotonic()``
-    value after which ffmpeg is killed and DeadlineExceededError raised.
+    value after which ffmpeg is killed and DeadlineExceededError raised; ``environment``
+    variables added to this process's for ffmpeg.
     """
     if deadline is not None and time.monotonic() >= deadline:
         raise DeadlineExceededError("the deadline passed before ffmpeg started")
     started = time.monotonic()
     process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, errors="replace")
+                               stderr=subprocess.PIPE, text=True, errors="replace",
+                               env={**os.environ, **environment} if environment else None)
     assert process.stdout is not None and process.stderr is not None
     lines: queue.Queue[object] = queue.Queue()
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from processor.contract import MAX_TEXT_CHARS, Job
 from processor.plan import Segment
@@ -135,6 +135,17 @@ def assemble(base_text: str, count: int, generated: Sequence[str]) -> TextVariat
 def fallback(base_text: str, count: int, reason: str) -> TextVariations:
     """Every segment carries ``base_text``, as today's worker does when the model fails."""
     return TextVariations((base_text,) * count, FALLBACK, reason)
+
+
+def drawable(variations: TextVariations, base_text: str, can_draw: Callable[[str], bool]) -> TextVariations:
+    """Texts the caption fonts cannot draw (the model may answer in a script the layer lacks)
+    give way to ``base_text``, so that the model's answer never fails the job."""
+    texts = tuple(text if can_draw(text) else base_text for text in variations.texts)
+    if texts == variations.texts:
+        return variations
+    refused = sum(1 for old, new in zip(variations.texts, texts) if old != new)
+    return TextVariations(texts, FALLBACK, f"undrawable: {refused} of the model's texts had characters no "
+                                           f"caption font draws; base_text replaces them")
 
 
 def apply(segments: Sequence[Segment], variations: TextVariations) -> list[Segment]:

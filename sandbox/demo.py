@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FLAGS_PARAMETER = "/easy-video-share/dev/router-flags"
 JOB_TIMEOUT_SECONDS = 300
 DEMO_JOBS = (
-    ("alice", ["Alice's job ran on Lambda", "segment two", "the end"]),
-    ("bob", ["Bob's job ran on Celery", "still Celery", "the end"]),
+    ("alice", ["Alice's job ran on Lambda", "第二段 🎬", "مرحبا بالعالم"]),
+    ("bob", ["Bob's job ran on Celery", "Ещё Celery 👍", "नमस्ते दुनिया"]),
 )
 
 

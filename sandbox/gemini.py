@@ -14,7 +14,8 @@ server issued (or the expected key) gets 401, as the real service would answer.
 
 ``behaviour`` says how the model answers: ``variations`` (as many distinct captions as the prompt
 asks for), ``too_few`` (one), ``garbage`` (prose instead of JSON), ``slow`` (after
-``slow_seconds``), ``error500``. Every request is recorded.
+``slow_seconds``), ``error500``, ``undrawable`` (the first caption in a script no caption font
+draws). Every request is recorded.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class FakeGemini:
         texts = variations_for(request.prompt)
         if behaviour == "too_few":
             texts = texts[:1]
+        if behaviour == "undrawable":
+            texts[0] = "ༀ " + texts[0]  # Tibetan
         text = json.dumps(texts)
         if behaviour == "garbage":
             text = "Sure! Here are some captions you could use:\n* one\n* two"

@@ -8,9 +8,10 @@ destination would receive it.
 
 Each attempt runs in a fresh process shaped like the Lambda runtime, in a private mount
 namespace: the function zip unpacked read-only at /var/task, the layer zips at /opt (so
-/opt/bin/ffmpeg is the shipped binary), boto3 alone at /var/runtime, a private /tmp, the
-standard library of the runtime's Python and no site-packages, and only Lambda's own variables
-plus the function's declared environment. What passes here is what `pulumi up` ships.
+/opt/bin/ffmpeg is the shipped binary), boto3 alone at /var/runtime, a private /tmp, no fonts
+and no fontconfig setup (the host's are hidden), the standard library of the runtime's Python
+and no site-packages, and only Lambda's own variables plus the function's declared
+environment. What passes here is what `pulumi up` ships.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ mount --bind "$2" /var/task
 mount -o remount,ro,bind /var/task
 mount --bind "$3" /var/runtime
 mount --bind "$4" /tmp
+# Lambda's runtime has no fonts and no fontconfig setup: hide the host's.
+for fonts in /etc/fonts /usr/share/fonts /usr/local/share/fonts; do
+    if [ -d "$fonts" ]; then mount -t tmpfs -o ro none "$fonts"; fi
+done
 shift 4
 exec "$@"
 """

@@ -4,7 +4,8 @@
 # - .venv-backend: the Python of the Railway backend (3.11) with the backend's own pins
 #   (constraints/backend.txt), where the router and the Celery worker are tested as the backend
 #   runs them;
-# - redis-server from Debian for the tests' real broker;
+# - from Debian, what the machine lacks: redis-server (the tests' real broker), npm (the layer's
+#   emoji font) and tesseract with the caption tests' languages;
 # - the FFmpeg layer built from its pinned sources.
 # A second run only checks.
 set -euo pipefail
@@ -56,11 +57,24 @@ prepare .venv "$LAMBDA_PYTHON" "${PYTHON:-}" dev constraints.txt
 prepare .venv-backend "$BACKEND_PYTHON" "${BACKEND_PYTHON_BIN:-}" backend-test \
     constraints/backend.txt constraints/backend-tests.txt
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "bootstrap: installing redis-server from Debian" >&2
-    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+# Debian packages, installed only when missing: redis-server for the tests' real broker; npm,
+# which fetches the layer's emoji font; tesseract with the data of the scripts the caption
+# tests read back from frames.
+debian_missing=()
+command -v redis-server >/dev/null 2>&1 || debian_missing+=(redis-server)
+command -v npm >/dev/null 2>&1 || debian_missing+=(npm)
+for package in tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-ara tesseract-ocr-heb \
+               tesseract-ocr-rus tesseract-ocr-ell tesseract-ocr-hin tesseract-ocr-tha; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || debian_missing+=("$package")
+done
+if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+# The layer's fonts come from Debian too (apt-get download): the first build needs fresh lists.
+if [ ${#debian_missing[@]} -gt 0 ] || [ ! -f layers/ffmpeg/dist/ffmpeg-layer.zip ]; then
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+if [ ${#debian_missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing from Debian: ${debian_missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${debian_missing[@]}" >/dev/null
 fi
 
 .venv/bin/python -m layers.ffmpeg.build >&2

@@ -111,6 +111,14 @@ def test_bad_options_exit_2_with_one_line(clip, tmp_path, args, message):
     assert message in result.stderr
 
 
+def test_a_caption_no_font_can_draw_exits_2_naming_the_characters(clip, tmp_path):
+    result = run("run", str(clip), "--output-dir", str(tmp_path), "--text", "Tibetan \u0f00 here")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "U+0F00 'ༀ' (TIBETAN SYLLABLE OM)" in result.stderr
+    assert not list(tmp_path.glob("segment_*"))
+
+
 def test_errors_never_name_the_job_contracts_fields(clip, tmp_path):
     for args in (["--text", "x" * 501], ["--crf", "52"], ["--job-id", "bad id"], ["--cut", "random:5:2"]):
         message = one_line_error(run("run", str(clip), "--output-dir", str(tmp_path), *args))

@@ -11,16 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.command import (GLOBAL_ARGS, copy_command, copy_keyframes, cut_frames, enable_expression,
-                               encode_command, graph_path, output_rate, output_size, source,
+from processor import binaries, subtitles
+from processor.command import (GLOBAL_ARGS, caption_picture, caption_pictures_command, copy_command, copy_keyframes,
+                               cut_frames, encode_command, graph_path, output_rate, output_size, source,
                                stream_copy_possible, text_ranges, video_chain)
 from processor.plan import Segment
 from processor.probe import MediaInfo
-from tests.test_overlay import HOSTILE_TEXTS
+from processor.subtitles import Caption
+from tests.test_subtitles import HOSTILE_TEXTS
 
 MEDIA = MediaInfo(duration=10.0, width=1920, height=1080, rotation=0, has_audio=True,
                   fps=Fraction(30), video_codec="h264", pix_fmt="yuv420p", audio_codec="aac")
-FONT = Path("/work/.texts-x/font")
+CAPTION = Caption("hello", ((0, None),), x=52, y=52, width=400, height=120)
+PICTURE = Path("/work/.texts-x/caption_000.png")
 _WHITESPACE = " \n\t\r"
 
 
@@ -94,18 +97,25 @@ def parse_graph(graph: str) -> list[tuple[list[str], str, dict[str, str], list[s
 
 def video_filters(argv: list[str]) -> list[tuple[str, dict[str, str]]]:
     """The filters from the upload's first video stream to the mapped output, in order,
-    checked to form one unbroken chain that uses every filter of the graph."""
+    checked to form one unbroken chain that uses every filter of the graph. An overlay's
+    second input is a picture, an input file: it shows in the overlay's options as ``picture``."""
     graph = parse_graph(option(argv, "-filter_complex"))
-    by_input = {}
+    files = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-i"]
+    by_input, produced = {}, set()
     for inputs, name, options, outputs in graph:
-        assert len(inputs) == 1 and len(outputs) == 1, (inputs, name, outputs)
+        assert len(outputs) == 1 and len(inputs) == (2 if name == "overlay" else 1), (inputs, name, outputs)
         assert inputs[0] not in by_input, f"{inputs[0]} feeds two filters"
-        by_input[inputs[0]] = (name, options, outputs[0])
-    chain, label = [], "0:v:0"
+        by_input[inputs[0]] = (name, options, inputs[1:], outputs[0])
+        produced.add(outputs[0])
+    chain, label, used = [], "0:v:0", 0
     while label in by_input:
-        name, options, label = by_input[label]
+        name, options, others, label = by_input[label]
+        used += 1
+        if others:
+            assert others[0] not in produced, "a picture goes to overlay as it is"
+            options = {**options, "picture": files[int(others[0].split(":")[0])]}
         chain.append((name, options))
-    assert len(chain) == len(graph), "filters outside the chain"
+    assert used == len(graph), "filters outside the chain"
     assert ["-map", f"[{label}]"] == argv[argv.index("-map"):argv.index("-map") + 2], "chain end not mapped first"
     return chain
 
@@ -125,8 +135,8 @@ def segments_of(bounds: list[float], texts: list[str | None] | None = None) -> l
     return [Segment(i, start, end, texts[i]) for i, (start, end) in enumerate(zip(bounds, bounds[1:]))]
 
 
-def drawtext_graph(**options: str) -> str:
-    argv = ffmpeg.input("/in.mp4")["v:0"].filter("drawtext", **options).output("/out.mp4").compile()
+def ass_graph(**options: str) -> str:
+    argv = ffmpeg.input("color", f="lavfi").filter("ass", **options).output("/out.png").compile()
     return option(argv, "-filter_complex")
 
 
@@ -134,11 +144,11 @@ def drawtext_graph(**options: str) -> str:
     # Option level (\ ' = :), then graph level (\ ' [ ] , ;) over the option-escaped text.
     ("\\", "\\\\\\\\"), ("'", "\\\\\\'"), ("=", "\\\\="), (":", "\\\\:"),
     ("[", "\\["), ("]", "\\]"), (",", "\\,"), (";", "\\;"),
-    # Not escaped at all: whitespace, and what only drawtext's text expansion would read.
+    # Not escaped at all: whitespace, braces, percent signs (no text expansion reads a path).
     (" ", " "), ("\t", "\t"), ("\n", "\n"), ("%", "%"), ("{", "{"), ("}", "}"), ("/", "/"),
 ])
 def test_what_ffmpeg_python_escapes(char: str, in_graph: str):
-    assert drawtext_graph(fontfile=f"a{char}b") == f"[0:v:0]drawtext=fontfile=a{in_graph}b[s0]"
+    assert ass_graph(filename=f"a{char}b") == f"[0]ass=filename=a{in_graph}b[s0]"
 
 
 # Surrogates (undecodable bytes of a file name) cannot go through ffmpeg-python at all: it hashes
@@ -149,23 +159,25 @@ GRAPH_CHARACTERS = st.characters(exclude_characters="\x00", exclude_categories=(
 @settings(max_examples=300)
 @given(st.text(alphabet=GRAPH_CHARACTERS, max_size=60))
 def test_ffmpeg_python_values_survive_both_parsing_levels_except_outer_whitespace(value):
-    graph = parse_graph(drawtext_graph(expansion="none", fontfile=value, textfile="/t"))
-    assert graph == [(["0:v:0"], "drawtext", {"expansion": "none", "fontfile": value.strip(_WHITESPACE),
-                                              "textfile": "/t"}, ["s0"])]
+    graph = parse_graph(ass_graph(filename=value, shaping="complex"))
+    assert graph == [(["0"], "ass", {"filename": value.strip(_WHITESPACE), "shaping": "complex"}, ["s0"])]
 
 
 @settings(max_examples=200)
 @given(st.text(alphabet=GRAPH_CHARACTERS.filter(lambda char: char != "/"), min_size=1, max_size=40))
-def test_any_directory_name_reaches_drawtext_unchanged(directory):
-    """The engine's graph paths: any folder, then names it chose (the texts and the font link)."""
+def test_any_directory_name_reaches_the_ass_filter_unchanged(directory):
+    """The engine's graph paths: any folder, then the names it chose for the captions' files."""
     work = Path("/", directory, ".texts-x")
-    segments = segments_of([0, 5, 10], ["a", "b"])
-    files = {"a": work / "text_000.txt", "b": work / "text_001.txt"}
-    argv = encode_command("ffmpeg", Path("/v.mp4"), MEDIA, segments, work.parent, preset="fast", crf=23,
-                          text_files=files, font=work / "font")
-    drawn = [options for name, options in video_filters(argv) if name == "drawtext"]
-    assert [(o["textfile"], o["fontfile"]) for o in drawn] == [(str(files["a"]), str(work / "font")),
-                                                              (str(files["b"]), str(work / "font"))]
+    captions = subtitles.captions(MEDIA, segments_of([0, 5, 10], ["a", "b"]), binaries.font_table())
+    argv = caption_pictures_command("ffmpeg", captions, work / "captions.ass", work / "captions-alpha.ass", work)
+    graph = parse_graph(option(argv, "-filter_complex"))
+    assert [options["filename"] for _, name, options, _ in graph if name == "ass"] == [
+        str(work / "captions.ass"), str(work / "captions-alpha.ass")]
+    # One picture per caption, cut to its rectangle; the files are plain arguments.
+    assert [options for _, name, options, _ in graph if name == "crop"] == [
+        {"w": str(c.width), "h": str(c.height), "x": str(c.x), "y": str(c.y)} for c in captions.captions]
+    assert [argv[i - 1] for i, arg in enumerate(argv) if arg.endswith(".png")] == ["1", "1"]
+    assert [arg for arg in argv if arg.endswith(".png")] == [str(work / "caption_000.png"), str(work / "caption_001.png")]
 
 
 @pytest.mark.parametrize("path", ["/tmp/x/font ", "/tmp/x/font\n", "/tmp/x/font\t"])
@@ -211,73 +223,29 @@ def test_cut_frames_are_the_nearest_frames_and_strictly_increasing(lengths_ms, r
             assert abs(frame / rate - Fraction(start)) <= 1 / (2 * rate)
 
 
-def _active_texts(graph_filters: list[tuple[str, dict[str, str]]], t: float) -> list[str]:
-    active = []
-    for name, options in graph_filters:
-        if name != "drawtext":
-            continue
-        expression = options.get("enable")
-        if expression is None or _evaluate(expression, t):
-            active.append(options["textfile"])
-    return active
-
-
-def _evaluate(expression: str, t: float) -> bool:
-    total = 0
-    for term in expression.split("+"):
-        value = 1
-        for function, bound in re.findall(r"(gte|lt)\(t,([0-9.]+)\)", term):
-            value *= (t >= float(bound)) if function == "gte" else (t < float(bound))
-        assert re.fullmatch(r"((gte|lt)\(t,[0-9.]+\)\*?)+", term), term
-        total += value
-    return total > 0
-
-
-@pytest.mark.parametrize("texts", [
-    ["a", "b", "c", "d"],                 # unique_for_all
-    ["same", "same", "same", "same"],     # one_for_all: a single drawtext, no condition
-    ["a", None, "a", "b"],
-    [None, None, None, None],
-    ["x", "x", None, "x"],
-])
-def test_each_frame_shows_exactly_its_segments_text(texts):
-    segments = segments_of([0, 1.51, 3.0, 7.333, 10.0], texts)
-    files = {text: Path(f"/w/{i}.txt") for i, text in enumerate(dict.fromkeys(t for t in texts if t))}
-    graph = video_filters(encode_command("ffmpeg", Path("/v.mp4"), MEDIA, segments, Path("/out"), preset="fast",
-                                         crf=23, text_files=files, font=FONT))
-    assert sum(name == "drawtext" for name, _ in graph) == len(files)
-    frames = [0, *cut_frames(segments, Fraction(30)), 300]
-    for i, segment in enumerate(segments):
-        expected = [str(files[segment.text])] if segment.text else []
-        for frame in range(frames[i], frames[i + 1]):
-            assert _active_texts(graph, frame / 30) == expected, (i, frame)
-    if len(files) == 1 and None not in texts:
-        assert "enable" not in graph[-1][1]
-
-
 def test_one_segment_per_run_is_a_small_composition():
     """The shape of a run that encodes a single segment after seeking to it: the same chain,
-    its text on every frame, the seek among the input options."""
+    its caption on every frame, the seek among the input options."""
     upload = source(Path("/v.mp4"), ss="12.016667")
-    video = video_chain(upload["v:0"], MEDIA, {Path("/w/t.txt"): [(0, None)]}, FONT)
+    video = video_chain(upload["v:0"], MEDIA, [(PICTURE, CAPTION)])
     argv = ffmpeg.output(video, upload["a:0"], "/o.mp4", **{"frames:v": 150}).compile()
     assert argv[:argv.index("-i")] == ["ffmpeg", "-protocol_whitelist", "file", "-ss", "12.016667"]
     chain = video_filters(argv)
-    assert [name for name, _ in chain] == ["fps", "format", "drawtext"]
-    assert chain[2][1]["textfile"] == "/w/t.txt" and "enable" not in chain[2][1]
+    assert [name for name, _ in chain] == ["fps", "format", "overlay"]
+    assert chain[2][1] == {"x": "52", "y": "52", "format": "yuv420", "eof_action": "repeat", "picture": str(PICTURE)}
     assert option(argv, "-frames:v") == "150"
 
 
 def test_neighbouring_ranges_of_one_text_merge():
     segments = segments_of([0, 1, 2, 3, 4], ["a", "a", "b", "a"])
     assert text_ranges(segments, [30, 60, 90]) == {"a": [(0, 60), (90, None)], "b": [(60, 90)]}
-    assert enable_expression([(0, None)], Fraction(30)) is None
+    assert text_ranges(segments_of([0, 1, 2], ["a", "a"]), [30]) == {"a": [(0, None)]}
 
 
 def test_encode_command_re_encodes_h264_aac_with_matching_cut_points(tmp_path: Path):
     segments = segments_of([0, 2.0, 4.123, 10.0])
     argv = encode_command("ffmpeg", Path("/in/v.mp4"), MEDIA, segments, tmp_path,
-                          preset="veryfast", crf=23, text_files={}, font=FONT)
+                          preset="veryfast", crf=23)
     assert argv[0] == "ffmpeg" and option(argv, "-i") == "/in/v.mp4"
     assert option(argv, "-protocol_whitelist") == "file"
     assert [option(argv, o) for o in ("-c:v", "-preset", "-crf")] == ["libx264", "veryfast", "23"]
@@ -296,7 +264,7 @@ def test_encode_command_re_encodes_h264_aac_with_matching_cut_points(tmp_path: P
 
 def test_one_segment_is_a_plain_faststart_mp4(tmp_path: Path):
     argv = encode_command("ffmpeg", Path("/in/v.mp4"), MEDIA, segments_of([0, 10.0]), tmp_path,
-                          preset="veryfast", crf=23, text_files={}, font=FONT)
+                          preset="veryfast", crf=23)
     assert option(argv, "-f") == "mp4" and option(argv, "-movflags") == "+faststart"
     assert "-force_key_frames" not in argv and output_file(argv) == str(tmp_path / "segment_000.mp4")
 
@@ -304,40 +272,41 @@ def test_one_segment_is_a_plain_faststart_mp4(tmp_path: Path):
 def test_no_audio_stream_means_no_audio_options(tmp_path: Path):
     media = MediaInfo(**{**MEDIA.__dict__, "has_audio": False, "audio_codec": None})
     argv = encode_command("ffmpeg", Path("/in/v.mp4"), media, segments_of([0, 5, 10]), tmp_path,
-                          preset="fast", crf=30, text_files={}, font=FONT)
+                          preset="fast", crf=30)
     assert "0:a:0" not in argv and "-c:a" not in argv
 
 
 def test_odd_rotated_input_is_cropped_even_after_autorotation(tmp_path: Path):
     media = MediaInfo(**{**MEDIA.__dict__, "width": 1921, "height": 1079, "rotation": 90})
     argv = encode_command("ffmpeg", Path("/v.mp4"), media, segments_of([0, 10]), tmp_path,
-                          preset="fast", crf=23, text_files={}, font=FONT)
+                          preset="fast", crf=23)
     assert video_filters(argv) == [("fps", {"fps": "30"}), ("crop", {"w": "1078", "h": "1920"}),
                                    ("format", {"pix_fmts": "yuv420p"})]
 
 
 def test_percent_signs_in_the_output_directory_are_not_patterns():
     argv = encode_command("ffmpeg", Path("/v.mp4"), MEDIA, segments_of([0, 5, 10]), Path("/tmp/100%d"),
-                          preset="fast", crf=23, text_files={}, font=FONT)
+                          preset="fast", crf=23)
     assert output_file(argv) == "/tmp/100%%d/segment_%03d.mp4"
 
 
-def test_hostile_texts_never_reach_the_command_line(tmp_path: Path):
+def test_captions_reach_the_graph_only_as_their_pictures(tmp_path: Path):
     texts = HOSTILE_TEXTS
     segments = segments_of([float(i) for i in range(len(texts) + 1)], texts)
     media = MediaInfo(**{**MEDIA.__dict__, "duration": float(len(texts))})
-    files = {text: tmp_path / f"text_{i:03d}.txt" for i, text in enumerate(texts)}
+    work = tmp_path / "we'ird [dir], a:b; %{pts}"
+    captions = subtitles.captions(media, segments, binaries.font_table())
+    pictures = [(caption_picture(work, i), caption) for i, caption in enumerate(captions.captions)]
     argv = encode_command("ffmpeg", Path("/v.mp4"), media, segments, tmp_path, preset="fast", crf=23,
-                          text_files=files, font=FONT)
+                          pictures=pictures)
+    drawing = caption_pictures_command("ffmpeg", captions, work / "captions.ass", work / "captions-alpha.ass", work)
     for text in texts:
-        assert not any(text in arg for arg in argv), text
-    graph = video_filters(argv)
-    assert [name for name, _ in graph] == ["fps", "format"] + ["drawtext"] * len(texts)
-    for _, options in graph[2:]:
-        assert options["expansion"] == "none" and options["fontfile"] == str(FONT)
-        assert set(options) == {"fontfile", "textfile", "expansion", "fontsize", "fontcolor", "borderw",
-                                "bordercolor", "box", "boxcolor", "boxborderw", "line_spacing", "x", "y",
-                                "enable"}
+        assert not any(text in arg for arg in argv + drawing), text
+    chain = video_filters(argv)
+    assert [name for name, _ in chain] == ["fps", "format"] + ["overlay"] * len(texts)
+    # Each caption on its own segment's frames: bounds halfway between frames.
+    assert [options["picture"] for _, options in chain[2:]] == [str(picture) for picture, _ in pictures]
+    assert chain[3][1]["enable"] == "gte(t,0.983333)*lt(t,1.983333)"
 
 
 @pytest.mark.parametrize(("changes", "possible"), [

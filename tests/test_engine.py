@@ -18,13 +18,11 @@ from processor.binaries import tool
 from processor.contract import FixedCut, RandomCut
 from processor.engine import EncodeSettings, SegmentFile, cut
 from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError, NotAVideoError
-from processor.overlay import textfile_content
 from processor.plan import Segment, plan_boundaries
 from processor.probe import probe
 from processor.transcode import progress_fraction
 from sandbox.media import (gray_frame, make_audio_only, make_not_a_video, make_video, mean_abs_diff,
                            streams)
-from tests.test_overlay import HOSTILE_TEXTS
 
 FRAME = 1 / 30
 
@@ -32,7 +30,7 @@ FRAME = 1 / 30
 @pytest.fixture(scope="module", autouse=True)
 def tools() -> None:
     """Never skip without the layer: ToolNotFoundError fails every test, saying how to build it."""
-    tool("ffmpeg"), tool("ffprobe"), binaries.font()
+    tool("ffmpeg"), tool("ffprobe"), binaries.font_table()
 
 
 @pytest.fixture(scope="module")
@@ -263,67 +261,43 @@ def test_a_retry_removes_the_previous_attempts_extra_segments(tmp_path: Path, cl
     assert sorted(tmp_path.glob("segment_*.mp4")) == [f.path for f in files]
 
 
-def _reference_frame(source: Path, text: str, frame: int) -> bytes:
-    """The same caption drawn from inline ``text=`` with expansion off: what literal looks like.
-
-    Built with ffmpeg-python too, so the hostile text goes through its escaping to the real
-    ffmpeg (wrapped text never starts or ends with whitespace, which it would not escape).
-    """
-    info = probe(source)
-    width, height = command.output_size(info)
-    video = command.conform(command.source(source)["v:0"], info)
-    video = video.filter("drawtext", fontfile=binaries.font(), text=textfile_content(text, width, height),
-                         expansion="none", **command.drawtext_style(width, height))
-    argv = (video.filter("select", f"eq(n,{frame})")
-            .output("pipe:", format="rawvideo", pix_fmt="gray", **{"frames:v": 1})
-            .global_args("-v", "error").compile(cmd=tool("ffmpeg")))
-    return subprocess.run(argv, capture_output=True, check=True).stdout
-
-
-@pytest.mark.parametrize("batch", range(0, len(HOSTILE_TEXTS), 4))
-def test_hostile_texts_are_drawn_literally(tmp_path: Path, clip: Path, batch: int):
-    texts = HOSTILE_TEXTS[batch:batch + 4]
-    segments = segments_of([float(i) for i in range(len(texts) + 1)], texts)
-    lossless = EncodeSettings(crf=0)  # frames come back exactly as drawn
-    files = cut(clip, segments, tmp_path / "hostile", lossless)
-    plain = cut(clip, segments_of([float(i) for i in range(len(texts) + 1)], ["plain"] * len(texts)),
-                tmp_path / "plain", lossless)
-    for file, other, text in zip(files, plain, texts):
-        _, _, drawn = gray_frame(file.path)
-        reference = _reference_frame(clip, text, round(file.start * 30))
-        assert drawn == reference, (text, [i for i, (a, b) in enumerate(zip(drawn, reference)) if a != b][:10])
-        assert drawn != gray_frame(other.path)[2], text
-
-
 ODD_NAME = " lead, [a]; b='c': d\\e %f %%03d trail "
 """Every character the filter graph, the option list or the segment muxer's template treats
 specially, and whitespace at both ends."""
 
 
 @pytest.fixture
-def awkward_font(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The font at a path full of filter-graph syntax (font() caches, so reset it around)."""
-    folder = tmp_path / f"fonts{ODD_NAME}"
+def awkward_fonts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The fonts in a folder full of filter-graph and XML syntax (fonts_dir() caches: reset it)."""
+    folder = tmp_path / f"fonts & <g>{ODD_NAME}"
     folder.mkdir()
-    path = Path(shutil.copy(binaries.font(), folder / f"{ODD_NAME}Rob'o:to, [x].ttf "))
-    monkeypatch.setenv("VIDEO_FONT_FILE", str(path))
-    binaries.font.cache_clear()
-    yield path
-    binaries.font.cache_clear()
+    for font in binaries.fonts_dir().iterdir():
+        (folder / font.name).symlink_to(font)
+    monkeypatch.setenv("VIDEO_FONTS_DIR", str(folder))
+    binaries.fonts_dir.cache_clear()
+    yield folder
+    binaries.fonts_dir.cache_clear()
 
 
-def test_paths_with_filter_graph_syntax_are_escaped(tmp_path: Path, clip: Path, awkward_font: Path):
+def test_paths_with_filter_graph_syntax_are_escaped(tmp_path: Path, clip: Path, awkward_fonts: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
     odd = tmp_path / ODD_NAME
     odd.mkdir()
     source = Path(shutil.copy(clip, odd / f"{ODD_NAME}in.mp4"))
     out_dir = odd / f"out 100%d, [x]; it's: a\\b{ODD_NAME}"
-    segments = segments_of([0.0, 2.0, 4.0], ["left", "right"])
-    files = cut(source, segments, out_dir, EncodeSettings())
+    segments = segments_of([0.0, 2.0, 4.0], ["left", "你好"])
+    lossless = EncodeSettings(crf=0)
+    files = cut(source, segments, out_dir, lossless)
     assert_matches_plan(files, segments, out_dir)
-    assert binaries.font() == str(awkward_font)
-    _, _, drawn = gray_frame(files[0].path)
-    plain = cut(clip, segments_of([0.0, 2.0, 4.0]), tmp_path / "plain", EncodeSettings())
-    assert drawn != gray_frame(plain[0].path)[2], "no text drawn with the awkward font"
+    assert binaries.fonts_dir() == awkward_fonts
+    # The captions were drawn with the fonts found there: the same pixels as from the layer.
+    monkeypatch.delenv("VIDEO_FONTS_DIR")
+    binaries.fonts_dir.cache_clear()
+    plain = cut(clip, segments, tmp_path / "plain", lossless)
+    bare = cut(clip, segments_of([0.0, 2.0, 4.0]), tmp_path / "bare", lossless)
+    for file, other, without in zip(files, plain, bare):
+        assert gray_frame(file.path) == gray_frame(other.path)
+        assert gray_frame(file.path) != gray_frame(without.path), "no text drawn"
     stream_copied = cut(source, segments_of([0.0, 2.0, 4.0]), out_dir / ODD_NAME, EncodeSettings(stream_copy=True))
     assert [f.path.name for f in stream_copied] == ["segment_000.mp4", "segment_001.mp4"]
 

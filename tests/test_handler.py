@@ -166,6 +166,18 @@ def test_a_missing_upload_fails_cleanly(queued):
     assert (row["status"], row["error_type"]) == ("FAILED", "input_not_found")
 
 
+def test_a_caption_no_font_can_draw_fails_the_job_before_the_download(queued):
+    # Without the upload, a job that downloaded first would fail as input_not_found.
+    boto3.client("s3").delete_object(Bucket=queued.bucket, Key=queued.s3_key)
+    result = lambda_handler(queued.event(text_strategy="unique_for_all", text_input={
+        "unique_texts": ["fine", "our logo \uf8ff"]}), LambdaContext())
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert (row["status"], row["error_type"]) == ("FAILED", "invalid_job")
+    assert "U+F8FF (a private-use code point" in row["error_message"]
+    assert row["error_message"].startswith("text_input: the caption 'our logo")
+
+
 def test_no_time_left_fails_the_job_instead_of_leaving_it_processing(queued):
     lambda_handler(queued.event(), LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS - 1))
     row = queued.row()

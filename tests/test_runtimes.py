@@ -22,7 +22,7 @@ import pytest
 
 from infra import function_package
 from infra.mocked import REPO
-from processor.binaries import font, tool
+from processor.binaries import fonts_dir, tool
 from sandbox.media import make_video
 
 # A two-segment cut with a caption: ffmpeg.probe, the compiled graph, the runner, the checks.
@@ -34,7 +34,7 @@ import ffmpeg, future
 from processor import engine
 from processor.engine import EncodeSettings, cut
 from processor.plan import Segment
-files = cut(Path({clip!r}), [Segment(0, 0.0, 1.0, "it's: a, [caption]; 100%"), Segment(1, 1.0, 2.0)],
+files = cut(Path({clip!r}), [Segment(0, 0.0, 1.0, "it's: a, [caption]; 100% 你好 مرحبا 🎉"), Segment(1, 1.0, 2.0)],
             Path({out!r}), EncodeSettings(preset="ultrafast"))
 print(json.dumps({{"python": sys.version_info[:2], "ffmpeg": ffmpeg.__file__, "engine": engine.__file__, "future": future.__version__,
                   "segments": [[f.path.name, round(f.duration, 3)] for f in files]}}))
@@ -73,7 +73,7 @@ def test_the_function_code_cuts_a_video_on(version: str, function_code: Path, cl
     script = _CUT.format(site=str(function_code), clip=str(clip), out=str(tmp_path / "out"))
     # -I -S: no PYTHON* variables and no installed package, only the zip's contents; warnings
     # are errors (an invalid escape in old code is a SyntaxWarning from 3.12 on).
-    binaries = {"FFMPEG_BINARY": tool("ffmpeg"), "FFPROBE_BINARY": tool("ffprobe"), "VIDEO_FONT_FILE": font()}
+    binaries = {"FFMPEG_BINARY": tool("ffmpeg"), "FFPROBE_BINARY": tool("ffprobe"), "VIDEO_FONTS_DIR": str(fonts_dir())}
     result = subprocess.run([interpreter(version), "-I", "-S", "-W", "error", "-c", script],
                             capture_output=True, text=True, cwd=tmp_path, env={**os.environ, **binaries})
     assert result.returncode == 0, result.stderr

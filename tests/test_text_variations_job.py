@@ -77,6 +77,16 @@ def test_a_failing_model_pads_with_base_text_records_why_and_logs_once(queued, g
     assert (logged["source"], logged["reason"]) == ("fallback", row["text_variations_reason"])
 
 
+def test_a_text_no_caption_font_draws_gives_way_to_base_text(queued, gemini):
+    gemini.behaviour = "undrawable"
+    result = lambda_handler(queued.event(text_strategy="base_vary", text_input=BASE_VARY), LambdaContext())
+    assert result["status"] == "completed"
+    row = queued.row()
+    assert row["text_variations"] == ["Buy now", "Buy now", "Buy now (take 2)"]
+    assert row["text_variations_source"] == "fallback"
+    assert row["text_variations_reason"].startswith("undrawable: 1 of the model's texts")
+
+
 def test_an_attempt_after_a_dead_one_reuses_its_stored_texts_and_never_asks(queued, gemini, capfd):
     store = JobStore(queued.table, boto3.resource("dynamodb"))
     # What an attempt killed after storing its texts leaves behind: PROCESSING, texts on the row, lease given up.

@@ -9,7 +9,7 @@ import pytest
 from processor.contract import MAX_TEXT_CHARS, make_job
 from processor.plan import Segment
 from processor.variations import (FALLBACK, MODEL, TextVariations, UnusableAnswer, apply, assemble, build_prompt,
-                                  fallback, parse_answer, usable, wants_variations)
+                                  drawable, fallback, parse_answer, usable, wants_variations)
 
 
 def job(strategy="base_vary", base_text="Buy now", **text):
@@ -63,6 +63,14 @@ def test_too_few_texts_are_padded_with_base_text_and_say_why():
     assert result.texts == ("Buy now", "Grab it", "Buy now", "Buy now")
     assert result.source == FALLBACK
     assert result.reason.startswith("too_few: the model gave 1 usable text(s) of the 3 asked for")
+
+
+def test_texts_the_fonts_cannot_draw_give_way_to_base_text():
+    model = TextVariations(("Buy now", "Grab it \uf8ff", "Shop today"), MODEL)
+    result = drawable(model, "Buy now", lambda text: "\uf8ff" not in text)
+    assert result.texts == ("Buy now", "Buy now", "Shop today")
+    assert result.source == FALLBACK and result.reason.startswith("undrawable: 1 of the model's texts")
+    assert drawable(model, "Buy now", lambda text: True) is model
 
 
 def test_fallback_is_base_text_everywhere():

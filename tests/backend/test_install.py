@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.binaries import font, tool
+from processor.binaries import fonts_dir, tool
 from sandbox import backend
 from sandbox.media import make_video
 from sandbox.servers import ServerUnavailable
@@ -115,7 +115,7 @@ def test_the_installed_router_dispatches_and_the_installed_worker_runs_the_job(
     assert dispatched["router"].startswith(str(installed.parent.parent))  # the wheel's copy, not this checkout
 
     # The worker service's image has ffmpeg and a font of its own; here, the pinned ones.
-    worker_env = {**env, "FFMPEG_BINARY": tool("ffmpeg"), "FFPROBE_BINARY": tool("ffprobe"), "VIDEO_FONT_FILE": font()}
+    worker_env = {**env, "FFMPEG_BINARY": tool("ffmpeg"), "FFPROBE_BINARY": tool("ffprobe"), "VIDEO_FONTS_DIR": str(fonts_dir())}
     try:
         with celery_worker(worker_env, tmp_path / "worker.log", python=str(installed), cwd=work):
             row = queued.wait_for("COMPLETED")

@@ -9,9 +9,13 @@ import boto3
 import pytest
 from celery import Celery
 
-from processor.contract import CELERY_TASK_NAME, make_job
+from processor.contract import CELERY_TASK_NAME, FixedCut, make_job
+from processor.engine import EncodeSettings, cut
+from processor.plan import Segment, plan_boundaries
+from processor.probe import probe
 from sandbox import backend
 from sandbox.lambda_invoker import FunctionSpec, LocalLambda
+from sandbox.media import gray_frame
 from sandbox.servers import free_port
 from tests.jobworld import queue_job
 
@@ -43,6 +47,30 @@ def test_the_shipped_zips_complete_a_job_in_a_lambda_shaped_process(backend_worl
     logs = [json.loads(line) for line in invocation.logs[-1].read_text().splitlines() if line.startswith("{")]
     assert {"downloading_video", "processing_segment", "uploading_results", "completed"} <= {
         line["stage"] for line in logs if line.get("event") == "stage" and line["job_id"] == job_id}
+
+
+def test_captions_in_other_scripts_are_drawn_in_lambda_as_on_this_machine(
+        backend_world, local_lambda, lambda_client, clip, job_id, tmp_path):
+    """The function has no system fonts and no fontconfig setup (hidden as in Lambda): its
+    frames carry the same pixels as the engine draws here, where test_captions reads them."""
+    texts = ["你好，世界 🎉", "مرحبا بالعالم", "नमस्ते 👍🏽"]
+    queued = queue_job(backend_world, clip, job_id)
+    request_id = invoke_async(lambda_client, local_lambda, queued.event(
+        text_strategy="unique_for_all", text_input={"unique_texts": texts}))
+    local_lambda.wait_idle(120)
+    invocation = local_lambda.invocations[request_id]
+    assert invocation.status == "succeeded", (invocation.error, invocation.logs[-1].read_text()[-3000:])
+    keys = queued.row()["output_s3_urls"]
+    bounds = plan_boundaries(probe(clip).duration, FixedCut(2), job_id)
+    here = cut(clip, [Segment(i, a, b, texts[i]) for i, (a, b) in enumerate(bounds)], tmp_path / "here",
+               EncodeSettings())
+    bare = cut(clip, [Segment(i, a, b) for i, (a, b) in enumerate(bounds)], tmp_path / "bare", EncodeSettings())
+    assert len(keys) == len(here) == 3
+    for key, drawn_here, without in zip(keys, here, bare):
+        downloaded = tmp_path / key.rsplit("/", 1)[-1]
+        boto3.client("s3").download_file(queued.bucket, key, str(downloaded))
+        assert gray_frame(downloaded, index=10) == gray_frame(drawn_here.path, index=10), key
+        assert gray_frame(downloaded, index=10) != gray_frame(without.path, index=10), key
 
 
 def test_lambda_and_celery_give_the_same_segments_and_rows(backend_world, local_lambda, lambda_client,
