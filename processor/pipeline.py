@@ -126,9 +126,15 @@ class JobRunner:
         A missing row is waited for, up to ``row_wait_seconds``, then `RowMissingError`.
         """
         row_deadline = min(time.monotonic() + self.settings.row_wait_seconds, deadline)
+        waiting_for_row = False
         while True:
             claim = self.store.claim(job.job_id, attempt, self.backend)
             if not claim.row_exists:
+                if not waiting_for_row:
+                    # The backend's legacy order (task first, row a moment later) passes through here.
+                    log("row_awaited", job_id=job.job_id, backend=self.backend,
+                        seconds=self.settings.row_wait_seconds)
+                    waiting_for_row = True
                 if time.monotonic() + ROW_POLL_SECONDS > row_deadline:
                     raise RowMissingError(
                         f"job {job.job_id} has no row in table {self.settings.table} after "

@@ -138,7 +138,7 @@ def test_the_legacy_order_task_first_row_later_completes_and_stays_completed(bac
     orphan = queue_job(backend_world, video, job_id, with_row=False)
     job = make_job(job_id=job_id, s3_key=orphan.s3_key, cutting_options={"type": "fixed", "duration_seconds": 2})
     worker(job.celery_args(), job_id)
-    time.sleep(2.0)
+    worker.logged("row_awaited", job_id)  # the worker has tried to claim the missing row
     backend.put_job_row(job_id, orphan.s3_key, table=backend_world.table)
     row = orphan.wait_for("COMPLETED")
     assert row["output_s3_urls"] == orphan.segment_keys() and len(row["output_s3_urls"]) == 3

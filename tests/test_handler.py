@@ -285,8 +285,9 @@ def test_a_job_without_a_row_is_waited_for_then_refused_and_nothing_is_cut(backe
     result = lambda_handler(orphan.event(), LambdaContext())
     assert (result["status"], result["error_type"]) == ("refused", "row_missing")
     assert orphan.row() is None and orphan.segment_keys() == []
-    [line] = [json.loads(line) for line in capfd.readouterr().err.splitlines()
-              if line.startswith("{") and json.loads(line)["event"] == "row_missing"]
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    assert [entry["event"] for entry in lines if entry["event"].startswith("row_")] == ["row_awaited", "row_missing"]
+    [line] = [entry for entry in lines if entry["event"] == "row_missing"]
     assert line["job_id"] == job_id and line["level"] == "ERROR"
     assert f"has no row in table {backend_world.table} after 1 s: not processed" in line["error"]
 
