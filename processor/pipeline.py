@@ -212,8 +212,9 @@ class JobRunner:
 
                 keys = self.storage.upload_segments(job, [f.path for f in files], uploaded)
                 reporter.stage(stages.UPLOADING, output_urls=keys)
+                elapsed = time.monotonic() - started
                 self.store.complete(job.job_id, attempt, keys, [f.duration for f in files],
-                                    input_seconds=media.duration, processing_seconds=time.monotonic() - started)
+                                    input_seconds=media.duration, processing_seconds=elapsed)
         except ClaimLostError as error:
             log("superseded", job_id=job.job_id, level=logging.WARNING, error=str(error))
             return Outcome(job.job_id, "skipped", message=str(error))
@@ -231,7 +232,7 @@ class JobRunner:
             logging.getLogger("processor").exception("unexpected error")
             return self._fail(job, attempt, reporter, InternalError(), planned,
                               f"internal error: {type(error).__name__}: {error}", started)
-        emit(job_metrics(self.backend, job.job_id, failed=False, processing_seconds=time.monotonic() - started,
+        emit(job_metrics(self.backend, job.job_id, failed=False, processing_seconds=elapsed,
                          video_seconds=media.duration))
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
