@@ -101,4 +101,5 @@ def last_verdict(verdicts: SSMParameterSource) -> dict[str, Any] | None:
         read = verdicts.read_document()
     except UnreadableFlagsError:
         return None
-    return None if read is None else read[0]
+    # Created empty by the Pulumi program (infra/guard.py): no verdict until the guard first runs.
+    return None if read is None or "verdict" not in read[0] else read[0]
