@@ -241,6 +241,7 @@ def table(report: Report) -> list[str]:
     ]
     types = sorted({error for f in shown for error in f.failures_by_type})
     rows += [(f"  failed: {error}", [str(f.failures_by_type.get(error, 0)) for f in shown]) for error in types]
-    lines.append(f"{'':<22}" + "".join(f"{name:>14}" for name in names))
-    lines += [f"{label:<22}" + "".join(f"{value:>14}" for value in values) for label, values in rows]
+    width = max(len(label) for label, _ in rows) + 2
+    lines.append(" " * width + "".join(f"{name:>14}" for name in names))
+    lines += [f"{label:<{width}}" + "".join(f"{value:>14}" for value in values) for label, values in rows]
     return lines
