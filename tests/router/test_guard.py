@@ -186,3 +186,17 @@ def test_auto_advance_never_leaves_canary_nor_passes_100():
                                       guard_min_jobs=10)).changes == {"lambda_percent": ADVANCE_STEPS[0]}
     assert judge(healthy, RouterFlags(phase="canary", lambda_percent=7, auto_advance=False,
                                       guard_min_jobs=10)).changes == {}
+
+
+def test_the_scheduled_handler_refuses_a_bad_window_or_a_missing_parameter(backend_world, flags_parameter,
+                                                                           monkeypatch):
+    from router.scheduled import GuardEventError, lambda_handler
+
+    put_flags(flags_parameter, CANARY)
+    with pytest.raises(GuardEventError, match="window_minutes must be a whole number of at least 1, got 0"):
+        lambda_handler({"window_minutes": 0}, None)
+    assert lambda_handler({"window_minutes": 5, "dry_run": True}, None)["verdict"] == INSUFFICIENT
+    assert stored(verdict_parameter(flags_parameter)) is None  # a dry run, even from the schedule
+    monkeypatch.delenv("ROUTER_FLAGS_PARAMETER")
+    with pytest.raises(GuardEventError, match="ROUTER_FLAGS_PARAMETER and DYNAMODB_TABLE_NAME"):
+        lambda_handler({}, None)
