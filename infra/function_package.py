@@ -62,13 +62,13 @@ def _is_host_specific(name: str) -> bool:
     return parts[0] == "bin" or "__pycache__" in parts or name.endswith((".pyc", ".pyo"))
 
 
-def source_entries(source: Path = SOURCE) -> dict[str, Path]:
+def source_entries(source: Path = SOURCE, package: str = "processor") -> dict[str, Path]:
     """A package's modules (the processor's by default), keyed by their path in the zip."""
     entries = {}
     for path in source.rglob("*.py"):
         relative = PurePosixPath(path.relative_to(source).as_posix())
         if not _is_test(relative) and relative.name not in WORKER_ONLY:
-            entries[f"{source.name}/{relative}"] = path
+            entries[f"{package}/{relative}"] = path
     return entries
 
 
@@ -116,7 +116,7 @@ def build_guard(dist: Path = DIST) -> Path:
     """Build the guard's zip into ``dist``: the router and the processor's modules, no dependencies."""
     dist.mkdir(parents=True, exist_ok=True)
     with exclusive(dist / ".build.lock"):
-        return write_reproducible_zip({**source_entries(), **source_entries(ROUTER_SOURCE)}, dist / GUARD_PACKAGE_NAME)
+        return write_reproducible_zip({**source_entries(), **source_entries(ROUTER_SOURCE, "router")}, dist / GUARD_PACKAGE_NAME)
 
 
 if __name__ == "__main__":
