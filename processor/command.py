@@ -67,6 +67,8 @@ AUDIO_BITRATE = "128k"
 # Lambda memory and time for pixels nobody sees (an 8K input peaked at 3.5 GB unscaled, 0.6 GB
 # at 1920; bench/README.md). ``VIDEO_MAX_LONG_SIDE`` changes it (processor.engine).
 MAX_LONG_SIDE = 1920
+# What the cap may be set to: below 240 a caption would be a few pixels high; 7680 is 8K.
+LONG_SIDE_RANGE = (240, 7680)
 # Progress on stdout as key=value lines, every quarter second; errors only on stderr, so its
 # tail is the reason when ffmpeg fails. ffmpeg-python puts global arguments after the outputs,
 # where ffmpeg still reads them as global options.

@@ -33,8 +33,6 @@ _PROBE_WORKERS = 4
 # How far short of the probed duration the output may end before the input counts as
 # truncated: a valid file's streams may end a little apart.
 TRUNCATION_SLACK_SECONDS = 1.0
-# Below this a caption's font would be a few pixels high; above it no encoder settles anyway.
-LONG_SIDE_RANGE = (240, 7680)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -56,7 +54,7 @@ def _crf(value: object, name: str) -> int:
 
 
 def _long_side(value: object, name: str) -> int:
-    low, high = LONG_SIDE_RANGE
+    low, high = commands.LONG_SIDE_RANGE
     try:
         number = int(str(value).strip())
     except ValueError:

@@ -81,3 +81,38 @@ def test_a_worker_killed_mid_encode_is_replaced_and_the_job_completes(backend_wo
     # The figure the README quotes comes from this line (pytest -s shows it).
     print(f"\nkilled worker's job claimed again {claimed_in:.1f} s and completed {recovered_in:.1f} s after the kill "
           f"(lease {LEASE_SECONDS} s, visibility timeout {visibility_timeout(LEASE_SECONDS)} s)")
+
+
+def test_an_ffmpeg_killed_under_the_worker_is_retried_and_the_job_completes(backend_world, moto, redis_url, job_id,
+                                                                            tmp_path):
+    """The out-of-memory killer takes ffmpeg alone: the task's retry (not a redelivery) runs the
+    job again, where before the job failed for good with 'ffmpeg exited with status -9'."""
+    broker = f"{redis_url}/{REDIS_DB}"
+    queue = f"ffmpeg-killed-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **moto.environment(), "CELERY_BROKER_URL": broker, "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+           "S3_BUCKET_NAME": backend_world.bucket, "DYNAMODB_TABLE_NAME": backend_world.table}
+    video = make_video(tmp_path / "long.mp4", duration=20.0, width=960, height=540)
+    queued = queue_job(backend_world, video, job_id)
+    job = make_job(job_id=job_id, s3_key=queued.s3_key, cutting_options={"type": "fixed", "duration_seconds": 10})
+    client = Celery("test-client", broker=broker)
+    try:
+        with celery_worker(env, tmp_path / "worker.log", queue=queue) as worker:
+            client.send_task(CELERY_TASK_NAME, args=job.celery_args(), task_id=job_id, queue=queue)
+            ffmpeg = wait_until(
+                lambda: (queued.row() or {}).get("processing_stage") == "processing_segment" and running_ffmpeg(worker.pid),
+                90, lambda: f"the worker never started ffmpeg: {queued.row()}\n"
+                            f"{(tmp_path / 'worker.log').read_text()[-3000:]}")
+            os.kill(ffmpeg, signal.SIGKILL)
+            row = wait_until(
+                lambda: (row := queued.row()) and row["status"] in ("COMPLETED", "FAILED")
+                and "lease_expires_at" not in row and row,
+                180, lambda: f"the job did not end after the kill: {queued.row()}\n"
+                             f"{(tmp_path / 'worker.log').read_text()[-3000:]}", interval=0.25)
+            log = (tmp_path / "worker.log").read_text()
+    except ServerUnavailable as error:
+        pytest.fail(str(error))
+
+    assert (row["status"], row["processing_attempts"]) == ("COMPLETED", 2), row
+    assert "ffmpeg was killed (SIGKILL), most likely out of memory; give the worker more memory" in log
+    assert queued.segment_keys() == row["output_s3_urls"] == [f"processed/{job_id}/segment_{i:03d}.mp4"
+                                                               for i in range(2)]
