@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.engine_bench import README, WORK, _machine
+from bench.engine_bench import README, WORK, _load, _machine
 from processor import limits
 from processor.command import MAX_LONG_SIDE
 from processor.probe import probe
@@ -63,19 +63,19 @@ def measure() -> list[dict]:
                                      str(media.duration)], capture_output=True, text=True, check=True)
             figures = json.loads(result.stdout.strip().splitlines()[-1])
             estimate = limits.estimate(media, media.duration, long_side)
-            rows.append({"input": label, "long_side": long_side, "seconds": media.duration, **figures,
+            rows.append({"input": label, "long_side": long_side, "seconds": media.duration, "load": _load(), **figures,
                          "estimated_mb": estimate.peak_mb, "estimated_cpu": estimate.cpu_seconds})
             print(rows[-1], flush=True)
     return rows
 
 
 def report(rows: list[dict]) -> str:
-    lines = ["| input | output long side | peak RSS | CPU s per s of video | wall s per s | estimate: peak | estimate: CPU s per s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| input | output long side | peak RSS | CPU s per s of video | wall s per s | load average | estimate: peak | estimate: CPU s per s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         size = "full" if row["long_side"] == FULL_SIZE else str(row["long_side"])
         lines.append(f"| {row['input']} | {size} | {row['peak_mb']:,.0f} MB | {row['cpu'] / row['seconds']:.2f} "
-                     f"| {row['wall'] / row['seconds']:.2f} | {row['estimated_mb']:,.0f} MB "
+                     f"| {row['wall'] / row['seconds']:.2f} | {row['load']:.1f} | {row['estimated_mb']:,.0f} MB "
                      f"| {row['estimated_cpu'] / row['seconds']:.2f} |")
     return "\n".join(lines)
 
@@ -89,8 +89,7 @@ def write_readme(table: str, machine: str) -> None:
         "RSS is the encoding ffmpeg's. \"full\" keeps the input's size; 1920 is the default cap",
         "(`VIDEO_MAX_LONG_SIDE`). The estimate columns are `processor.limits.estimate` for the",
         "same case: the job is refused before encoding when it exceeds the function's memory or",
-        "time left. Peak RSS and CPU time hardly move with other load on the machine; wall time does",
-        "(other work shared these two cores during this run).",
+        "time left. Peak RSS and CPU time hardly move with other load on the machine; wall time does.",
         "",
         f"Machine: {machine}.",
         "",
