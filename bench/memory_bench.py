@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.engine_bench import README, WORK, _load, _machine
+from bench.engine_bench import WORK, _load, _machine, replace_section
 from processor import limits
 from processor.command import MAX_LONG_SIDE
 from processor.probe import probe
@@ -96,10 +95,7 @@ def write_readme(table: str, machine: str) -> None:
         table,
         "",
     ])
-    text = README.read_text()
-    pattern = re.compile(r"^## Memory\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    README.write_text(text)
+    replace_section("Memory", section)
 
 
 def main() -> None:
