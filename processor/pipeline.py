@@ -29,8 +29,9 @@ from typing import Any, Callable
 
 import boto3
 
-from processor import backend_env
+from processor import backend_env, limits
 from processor.binaries import font_table
+from processor.command import stream_copy_possible
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
 from processor.engine import check_texts, cut
@@ -39,7 +40,7 @@ from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.metrics import emit, function_memory_mb, job_metrics
 from processor.plan import Segment, candidate_texts, plan
-from processor.probe import probe
+from processor.probe import MediaInfo, probe
 from processor import progress_update as stages
 from processor.progress import ProgressReporter
 from processor.publisher import ProgressPublisher, progress_publisher
@@ -194,6 +195,7 @@ class JobRunner:
                 reporter.stage(stages.ANALYZING)
                 media = probe(source)
                 segments = plan(job, media.duration)
+                self._check_fits(media, segments, deadline)
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
                 segments = self._vary_texts(job, segments, claim, reporter)
@@ -236,6 +238,16 @@ class JobRunner:
                          video_seconds=media.duration))
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
+
+    def _check_fits(self, media: MediaInfo, segments: list[Segment], deadline: float) -> None:
+        """Refuse at once a job whose encode cannot fit this invocation (processor.limits);
+        a stream copy decodes nothing and always fits."""
+        encode = self.settings.encode
+        if encode.stream_copy and stream_copy_possible(media, segments, encode.max_long_side):
+            return
+        limits.check(limits.estimate(media, media.duration, encode.max_long_side, encode.preset),
+                     memory_mb=limits.memory_limit_mb(), seconds_left=deadline - time.monotonic(),
+                     cores=limits.cores())
 
     def _vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
         """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.
