@@ -132,7 +132,13 @@ def _flags_show(args: argparse.Namespace) -> None:
     environment = EnvironmentSource()
     flags, origins = _load(_sources(args))
     origins = {name: f"env {env_name(name)}" if origin == "env" else origin for name, origin in origins.items()}
-    verdict = last_verdict(SSMParameterSource(verdict_parameter(args.parameter), config=OPERATOR_SSM_CONFIG))
+    try:
+        verdict: dict[str, Any] | None = last_verdict(
+            SSMParameterSource(verdict_parameter(args.parameter), config=OPERATOR_SSM_CONFIG))
+        unread = None
+    except FlagSourceError as error:
+        # The flags were read: a verdict this operator may not read must not hide them.
+        verdict, unread = None, str(error)
     if args.json:
         print(json.dumps({"version": flags.version, "flags": flags.to_plain(), "sources": origins,
                           "guard": verdict}, indent=2))
@@ -140,7 +146,9 @@ def _flags_show(args: argparse.Namespace) -> None:
         print(f"flags version {flags.version}")
         for name in FLAG_NAMES:
             print(f"  {name:<26}{_show_value(getattr(flags, name)):<24}{origins[name]}")
-        if verdict is None:
+        if unread is not None:
+            print(f"guard: the last verdict could not be read: {unread}")
+        elif verdict is None:
             print("guard: no verdict yet (`python -m router guard` or its schedule writes one)")
         else:
             print(f"guard: {verdict.get('verdict')} at {verdict.get('at')}: {verdict.get('reason')} "

@@ -200,3 +200,14 @@ def test_the_scheduled_handler_refuses_a_bad_window_or_a_missing_parameter(backe
     monkeypatch.delenv("ROUTER_FLAGS_PARAMETER")
     with pytest.raises(GuardEventError, match="ROUTER_FLAGS_PARAMETER and DYNAMODB_TABLE_NAME"):
         lambda_handler({}, None)
+
+
+def test_flags_show_still_shows_the_flags_when_the_verdict_cannot_be_read(flags_parameter, ssm_proxy, capsys):
+    put_flags(flags_parameter, CANARY)
+    # Only the verdict's reads fail: an operator may lack the permission, or SSM may hiccup.
+    ssm_proxy.fail(500, match=lambda exchange: exchange.json().get("Name") == verdict_parameter(flags_parameter))
+    assert main(["flags", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "  phase                     canary" in out
+    assert out.strip().splitlines()[-1].startswith(
+        f"guard: the last verdict could not be read: ssm:{verdict_parameter(flags_parameter)}: ")
