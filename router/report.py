@@ -26,9 +26,11 @@ Definitions (docs/router.md, "Deciding the next step"):
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
+
+from processor.contract import parse_utc_timestamp
 
 BACKENDS = ("lambda", "celery")
 COMPLETED, FAILED = "COMPLETED", "FAILED"
@@ -48,20 +50,8 @@ class Prices:
     state_transition: float = 0.025 / 1000
 
 
-def parse_time(text: Any) -> datetime | None:
-    """A row's ISO-8601 UTC timestamp (with or without fractions of a second), or None."""
-    if not isinstance(text, str):
-        return None
-    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(text, layout).replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue
-    return None
-
-
 def _seconds(start: Any, end: Any) -> float | None:
-    began, ended = parse_time(start), parse_time(end)
+    began, ended = parse_utc_timestamp(start), parse_utc_timestamp(end)
     if began is None or ended is None or ended < began:
         return None
     return (ended - began).total_seconds()
@@ -113,10 +103,9 @@ class JobFacts:
         processing = _number(row.get("processing_seconds"))
         if processing is None and end is not None:
             processing = _seconds(row.get("processing_started_at"), end)
-        error_type = row.get("error_type") if status == FAILED else None
         return cls(
             backend=backend, status=status, fell_back=row.get("fell_back") is True,
-            error_type=str(error_type) if error_type else ("unknown" if status == FAILED else None),
+            error_type=str(row.get("error_type") or "unknown") if status == FAILED else None,
             queue_wait=_seconds(row.get("dispatched_at") or row.get("created_at"), row.get("processing_started_at")),
             processing=processing if end is not None else None,
             video_seconds=_number(row.get("input_duration_seconds")),
@@ -165,9 +154,7 @@ def _cost(job: JobFacts, prices: Prices) -> float | None:
 def figures(backend: str, jobs: Sequence[JobFacts], prices: Prices = Prices()) -> Figures:
     completed = [job for job in jobs if job.status == COMPLETED]
     failed = [job for job in jobs if job.status == FAILED]
-    failures: dict[str, int] = {}
-    for job in failed:
-        failures[job.error_type or "unknown"] = failures.get(job.error_type or "unknown", 0) + 1
+    failures = Counter(job.error_type or "unknown" for job in failed)
     waits = [job.queue_wait for job in jobs if job.queue_wait is not None]
     times = [job.processing for job in completed if job.processing is not None]
     timed = [job for job in completed if job.processing and job.video_seconds is not None]

@@ -14,7 +14,7 @@ from router.flags import RouterFlags
 from router.guard import compare_report
 from router.guard_run import report_since
 from router.record import JobTable
-from router.report import Prices, percentile
+from router.report import JobFacts, percentile
 from tests.router.history import Past, completed, write_history, write_unrouted
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
@@ -139,3 +139,18 @@ def test_an_unreadable_table_is_exit_1(aws, capsys):
     assert main(["report", "--table", "no-such-table"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("python -m router: could not read the job table no-such-table") and "Traceback" not in err
+
+
+def test_a_row_the_router_did_not_time_waits_from_the_backends_created_at():
+    # The backend writes whole seconds; the processor fractions. A row dispatched before
+    # dispatched_at existed counts its wait from created_at.
+    facts = JobFacts.from_row({"video_id": "j", "status": "COMPLETED", "processed_by": "celery",
+                               "created_at": "2026-11-28T12:00:05Z",
+                               "processing_started_at": "2026-11-28T12:00:07.500000Z",
+                               "completed_at": "2026-11-28T12:00:19.750000Z"})
+    assert (facts.queue_wait, facts.processing, facts.error_type, facts.invocations) == (2.5, 12.25, None, 1)
+    failed = JobFacts.from_row({"video_id": "j", "status": "FAILED", "processing_backend": "lambda",
+                                "created_at": "not a time"})
+    assert (failed.backend, failed.queue_wait, failed.processing, failed.error_type) == ("lambda", None, None,
+                                                                                         "unknown")
+    assert JobFacts.from_row({"video_id": "j", "status": "COMPLETED"}) is None
