@@ -122,6 +122,15 @@ class SweepSettings:
         return SWEEP_ACTIONS[self.action]
 
 
+@dataclass(frozen=True)
+class GuardSettings:
+    """The rollout guard's schedule (`infra/guard.py`, `router.guard`): how often, over which window."""
+
+    enabled: bool
+    rate_minutes: int
+    window_minutes: int
+
+
 # The config's spelling (camelCase, as every key) and the sweep event's mode.
 SWEEP_ACTIONS = {"redispatch": "redispatch", "markFailed": "mark_failed", "report": "report"}
 
@@ -136,6 +145,7 @@ class Settings:
     function: FunctionSettings
     railway_user_name: str | None
     sweep: SweepSettings
+    guard: GuardSettings = GuardSettings(enabled=True, rate_minutes=15, window_minutes=60)
     # The Redis the function publishes progress to; it holds a password, so it is never printed.
     progress_redis_url: str | None = field(default=None, repr=False)
     text_variations: TextVariationsSettings = TextVariationsSettings()
@@ -322,6 +332,14 @@ def _text_variations(raw: str | None, api_key: str | None, api_key_is_secret: bo
     )
 
 
+def _enabled(key: str, value: Any) -> bool:
+    if isinstance(value, str):
+        value = _boolean(key, value, default=True)
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}")
+    return value
+
+
 def _sweep(raw: str | None) -> SweepSettings:
     fields = ("enabled", "rateMinutes", "olderThanMinutes", "action", "maxRedispatches")
     value = _object("sweep", raw, fields)
@@ -329,11 +347,7 @@ def _sweep(raw: str | None) -> SweepSettings:
     def key(name: str) -> str:
         return _key(f"sweep.{name}")
 
-    enabled = value.get("enabled", True)
-    if isinstance(enabled, str):
-        enabled = _boolean(key("enabled"), enabled, default=True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(key("enabled"), f"must be true or false, got {enabled!r}")
+    enabled = _enabled(key("enabled"), value.get("enabled", True))
     action = value.get("action", "redispatch")
     if action not in SWEEP_ACTIONS:
         raise ConfigError(key("action"), f"must be one of {', '.join(SWEEP_ACTIONS)}, got {action!r}")
@@ -343,6 +357,19 @@ def _sweep(raw: str | None) -> SweepSettings:
         older_than_minutes=_integer(key("olderThanMinutes"), value.get("olderThanMinutes", 15), 1, 7 * 24 * 60),
         action=action,
         max_redispatches=_integer(key("maxRedispatches"), value.get("maxRedispatches", 2), 0, 10),
+    )
+
+
+def _guard(raw: str | None) -> GuardSettings:
+    value = _object("guard", raw, ("enabled", "rateMinutes", "windowMinutes"))
+
+    def key(name: str) -> str:
+        return _key(f"guard.{name}")
+
+    return GuardSettings(
+        enabled=_enabled(key("enabled"), value.get("enabled", True)),
+        rate_minutes=_integer(key("rateMinutes"), value.get("rateMinutes", 15), 1, 24 * 60),
+        window_minutes=_integer(key("windowMinutes"), value.get("windowMinutes", 60), 5, 7 * 24 * 60),
     )
 
 
@@ -380,6 +407,7 @@ def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
         text_variations=_text_variations(get(_key("textVariations")), get(_key("textVariationsApiKey")),
                                          is_secret(_key("textVariationsApiKey"))),
         sweep=_sweep(get(_key("sweep"))),
+        guard=_guard(get(_key("guard"))),
     )
 
 

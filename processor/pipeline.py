@@ -38,6 +38,7 @@ from processor.engine import check_texts, cut
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
+from processor.metrics import emit, function_memory_mb, job_metrics
 from processor.plan import Segment, candidate_texts, plan
 from processor.probe import MediaInfo, probe
 from processor import progress_update as stages
@@ -129,7 +130,7 @@ class JobRunner:
         row_deadline = min(time.monotonic() + self.settings.row_wait_seconds, deadline)
         waiting_for_row = False
         while True:
-            claim = self.store.claim(job.job_id, attempt, self.backend)
+            claim = self.store.claim(job.job_id, attempt, self.backend, function_memory_mb())
             if not claim.row_exists:
                 if not waiting_for_row:
                     # The backend's legacy order (task first, row a moment later) passes through here.
@@ -168,11 +169,12 @@ class JobRunner:
             s3_key=job.s3_key)
         reporter = ProgressReporter(job.job_id, store=self.store, attempt_id=attempt, publisher=self.publisher)
         try:
-            return self._attempt(job, attempt, claim, reporter, deadline)
+            return self._attempt(job, attempt, claim, reporter, deadline, time.monotonic())
         finally:
             reporter.close()
 
-    def _attempt(self, job: Job, attempt: str, claim: Claim, reporter: ProgressReporter, deadline: float) -> Outcome:
+    def _attempt(self, job: Job, attempt: str, claim: Claim, reporter: ProgressReporter, deadline: float,
+                 started: float) -> Outcome:
         # An earlier attempt that died may have uploaded some of its segments.
         planned = claim.segments_planned
         try:
@@ -212,7 +214,9 @@ class JobRunner:
 
                 keys = self.storage.upload_segments(job, [f.path for f in files], uploaded)
                 reporter.stage(stages.UPLOADING, output_urls=keys)
-                self.store.complete(job.job_id, attempt, keys, [f.duration for f in files])
+                elapsed = time.monotonic() - started
+                self.store.complete(job.job_id, attempt, keys, [f.duration for f in files],
+                                    input_seconds=media.duration, processing_seconds=elapsed)
         except ClaimLostError as error:
             log("superseded", job_id=job.job_id, level=logging.WARNING, error=str(error))
             return Outcome(job.job_id, "skipped", message=str(error))
@@ -223,13 +227,15 @@ class JobRunner:
                     attempts=claim.attempts)
                 raise
             return self._fail(job, attempt, reporter, error, planned,
-                              f"gave up after {claim.attempts} attempts: {error}")
+                              f"gave up after {claim.attempts} attempts: {error}", started)
         except ProcessorError as error:
-            return self._fail(job, attempt, reporter, error, planned, str(error))
+            return self._fail(job, attempt, reporter, error, planned, str(error), started)
         except Exception as error:  # noqa: BLE001 - a bug must still end the job, not leave it PROCESSING
             logging.getLogger("processor").exception("unexpected error")
             return self._fail(job, attempt, reporter, InternalError(), planned,
-                              f"internal error: {type(error).__name__}: {error}")
+                              f"internal error: {type(error).__name__}: {error}", started)
+        emit(job_metrics(self.backend, job.job_id, failed=False, processing_seconds=elapsed,
+                         video_seconds=media.duration))
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
@@ -266,13 +272,16 @@ class JobRunner:
         return apply(segments, variations.fitted(len(segments), base_text))
 
     def _fail(self, job: Job, attempt: str, reporter: ProgressReporter, error: ProcessorError, planned: int,
-              message: str) -> Outcome:
-        marked = self.store.fail(job.job_id, attempt, message, error.error_type)
+              message: str, started: float) -> Outcome:
+        elapsed = time.monotonic() - started
+        marked = self.store.fail(job.job_id, attempt, message, error.error_type, elapsed)
         if marked:
             # Only the holder of the job may remove its segments: a newer attempt may be writing them.
             self.storage.delete(job, planned)
         log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error.error_type, error=message)
         if marked:
+            emit(job_metrics(self.backend, job.job_id, failed=True, processing_seconds=elapsed,
+                             error_type=error.error_type))
             # Told only with the row: a job another attempt now holds has not failed.
             reporter.failed(message)
         return Outcome(job.job_id, "failed", error_type=error.error_type, message=message)

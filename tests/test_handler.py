@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import boto3
 import pytest
@@ -54,6 +55,43 @@ def test_job_completes_with_ordered_keys_and_the_backends_attributes_kept(queued
     assert queued.segment_keys() == keys
     head = boto3.client("s3").head_object(Bucket=queued.bucket, Key=keys[0])
     assert head["ContentType"] == "video/mp4"
+
+
+def emf_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_the_row_and_an_emf_line_record_what_the_report_needs(queued, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+    capsys.readouterr()
+    lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    assert (row["processed_by"], row["processing_memory_mb"]) == ("lambda", 3008)
+    assert float(row["input_duration_seconds"]) == pytest.approx(5.0, abs=0.05)
+    started, finished = (datetime.strptime(row[name], "%Y-%m-%dT%H:%M:%S.%fZ")
+                         for name in ("processing_started_at", "completed_at"))
+    # Measured by the attempt itself: within the claim-to-completion span of the row's timestamps.
+    assert 0 < float(row["processing_seconds"]) <= (finished - started).total_seconds() + 0.01
+    [line] = emf_lines(capsys.readouterr().out)
+    assert line["_aws"]["CloudWatchMetrics"] == [{"Namespace": "VideoProcessor", "Dimensions": [["Backend"]],
+                                                  "Metrics": [{"Name": "Jobs", "Unit": "Count"},
+                                                              {"Name": "Failures", "Unit": "Count"},
+                                                              {"Name": "ProcessingTime", "Unit": "Seconds"},
+                                                              {"Name": "VideoSeconds", "Unit": "Seconds"}]}]
+    assert (line["Backend"], line["Jobs"], line["Failures"], line["job_id"]) == ("lambda", 1, 0, queued.job_id)
+    assert line["ProcessingTime"] == float(row["processing_seconds"])
+    assert line["VideoSeconds"] == pytest.approx(5.0, abs=0.05)
+
+
+def test_a_failed_job_counts_as_a_failure_with_its_duration(backend_world, tmp_path, job_id, capsys):
+    queued = queue_job(backend_world, make_not_a_video(tmp_path / "not-a-video.mp4"), job_id)
+    capsys.readouterr()
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "failed"
+    row = queued.row()
+    assert float(row["processing_seconds"]) > 0 and "processing_memory_mb" not in row
+    [line] = emf_lines(capsys.readouterr().out)
+    assert (line["Jobs"], line["Failures"], line["error_type"]) == (1, 1, row["error_type"])
+    assert "VideoSeconds" not in line and line["ProcessingTime"] == float(row["processing_seconds"])
 
 
 def test_duplicate_delivery_of_a_completed_job_changes_nothing(queued):
