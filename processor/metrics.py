@@ -2,8 +2,10 @@
 
 In Lambda, CloudWatch Logs turns a line shaped like this into metrics as it ingests the log: no
 PutMetricData call, no client, no extra dependency and nothing on the job's time. The Celery
-worker writes the same line to its own log; it becomes a metric only where that log is shipped
-to CloudWatch, so the job rows (`python -m router report`) remain the comparison of record.
+worker writes the same line to its process's standard output (not through ``print``, which
+Celery's worker redirects into its logger with a prefix that would break the format); it
+becomes a metric only where that output is shipped to CloudWatch, so the job rows
+(`python -m router report`) remain the comparison of record.
 
 The dashboard (`infra/dashboard.py`) reads these names: change them together.
 """
@@ -11,21 +13,12 @@ The dashboard (`infra/dashboard.py`) reads these names: change them together.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 NAMESPACE = "VideoProcessor"
 DIMENSION = "Backend"
 JOBS, FAILURES, PROCESSING_TIME, VIDEO_SECONDS = "Jobs", "Failures", "ProcessingTime", "VideoSeconds"
-# Lambda's own variable; absent on the Celery worker, whose memory is whatever its host has.
-MEMORY_VARIABLE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
-
-
-def function_memory_mb() -> int | None:
-    """The Lambda function's configured memory (what it is billed by), or None outside Lambda."""
-    value = os.environ.get(MEMORY_VARIABLE, "")
-    return int(value) if value.isdigit() else None
 
 
 def job_metrics(backend: str, job_id: str, *, failed: bool, processing_seconds: float,
@@ -47,5 +40,8 @@ def job_metrics(backend: str, job_id: str, *, failed: bool, processing_seconds: 
 
 
 def emit(document: dict) -> None:
-    # stdout, not the processor's log (stderr, with its own envelope): the line must be exactly the document.
-    print(json.dumps(document, separators=(",", ":")), file=sys.stdout, flush=True)
+    # The process's own stdout, not the processor's log (stderr, with its own envelope) nor
+    # sys.stdout (a Celery worker's logger): the line must be exactly the document.
+    stream = sys.__stdout__ or sys.stdout
+    stream.write(json.dumps(document, separators=(",", ":")) + "\n")
+    stream.flush()

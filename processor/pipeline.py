@@ -38,7 +38,7 @@ from processor.engine import check_texts, cut
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
-from processor.metrics import emit, function_memory_mb, job_metrics
+from processor.metrics import emit, job_metrics
 from processor.plan import Segment, candidate_texts, plan
 from processor.probe import MediaInfo, probe
 from processor import progress_update as stages
@@ -130,7 +130,7 @@ class JobRunner:
         row_deadline = min(time.monotonic() + self.settings.row_wait_seconds, deadline)
         waiting_for_row = False
         while True:
-            claim = self.store.claim(job.job_id, attempt, self.backend, function_memory_mb())
+            claim = self.store.claim(job.job_id, attempt, self.backend, limits.memory_limit_mb())
             if not claim.row_exists:
                 if not waiting_for_row:
                     # The backend's legacy order (task first, row a moment later) passes through here.
@@ -195,7 +195,8 @@ class JobRunner:
                 reporter.stage(stages.ANALYZING)
                 media = probe(source)
                 segments = plan(job, media.duration)
-                self._check_fits(media, segments, deadline)
+                if not self._copies(media, segments):
+                    self._check_fits(media, deadline)  # at once: before the model and the encode
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
                 segments = self._vary_texts(job, segments, claim, reporter)
@@ -203,7 +204,8 @@ class JobRunner:
                 reporter.stage(stages.PROCESSING, message=f"Processing {len(segments)} segments...",
                                current_segment=1)
                 files = cut(source, segments, work / "segments", self.settings.encode, media=media,
-                            on_progress=reporter.encoding, deadline=deadline)
+                            on_progress=reporter.encoding, deadline=deadline,
+                            before_encode=lambda: self._check_fits(media, deadline))
                 check_deadline(deadline)
                 # Stream copy cuts at keyframes: there may be fewer files than planned segments.
                 reporter.total_segments = len(files)
@@ -239,12 +241,15 @@ class JobRunner:
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
-    def _check_fits(self, media: MediaInfo, segments: list[Segment], deadline: float) -> None:
-        """Refuse at once a job whose encode cannot fit this invocation (processor.limits);
-        a stream copy decodes nothing and always fits."""
+    def _copies(self, media: MediaInfo, segments: list[Segment]) -> bool:
+        """Whether the job may be stream-copied: a copy decodes nothing and always fits."""
         encode = self.settings.encode
-        if encode.stream_copy and stream_copy_possible(media, segments, encode.max_long_side):
-            return
+        return encode.stream_copy and stream_copy_possible(media, segments, encode.max_long_side)
+
+    def _check_fits(self, media: MediaInfo, deadline: float) -> None:
+        """Refuse a job whose encode cannot fit this invocation (processor.limits): before any
+        work, and again when a stream copy turns into an encode (engine.cut's ``before_encode``)."""
+        encode = self.settings.encode
         limits.check(limits.estimate(media, media.duration, encode.max_long_side, encode.preset),
                      memory_mb=limits.memory_limit_mb(), seconds_left=deadline - time.monotonic(),
                      cores=limits.cores())

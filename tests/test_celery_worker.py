@@ -49,8 +49,9 @@ class Worker:
         """The Embedded Metric Format lines of ``job_id`` (written just after the row's terminal status)."""
         deadline = time.monotonic() + timeout
         while True:
-            lines = [json.loads(line[line.index('{"_aws"'):]) for line in self.log_path.read_text().splitlines()
-                     if '{"_aws"' in line and f'"job_id":"{job_id}"' in line]
+            # Whole lines: Celery's logger prefix (what print would get) would break the format.
+            lines = [json.loads(line) for line in self.log_path.read_text().splitlines()
+                     if line.startswith('{"_aws"') and f'"job_id":"{job_id}"' in line]
             if lines or time.monotonic() >= deadline:
                 return lines
             time.sleep(0.2)
