@@ -38,9 +38,9 @@ BACKENDS = ("lambda", "celery")
 COMPLETED, FAILED = "COMPLETED", "FAILED"
 # Read by the scan (`router.history`): everything the figures use, and nothing else.
 ROW_ATTRIBUTES = ("video_id", "status", "processed_by", "processing_backend", "fell_back", "created_at",
-                  "dispatched_at", "first_claimed_at", "processing_started_at", "completed_at", "failed_at", "processing_seconds",
-                  "processing_memory_mb", "input_duration_seconds", "error_type", "processing_attempts",
-                  "state_transitions")
+                  "dispatched_at", "first_claimed_at", "processing_started_at", "completed_at", "failed_at",
+                  "processing_seconds", "processing_memory_mb", "input_duration_seconds", "error_type",
+                  "processing_attempts", "state_transitions")
 
 
 @dataclass(frozen=True)
