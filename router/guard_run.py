@@ -62,6 +62,8 @@ class GuardRun:
 
 @dataclass(frozen=True)
 class StoredFlags:
+    """The flags as stored, with when they last changed: auto_advance waits a window after that."""
+
     document: dict[str, Any]
     version: int | None  # None: the parameter does not exist
     modified: datetime | None  # when this version was written (SSM's LastModifiedDate)
