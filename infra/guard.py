@@ -25,14 +25,16 @@ from infra.config import Settings
 from infra.existing import Existing
 from infra.function import RUNTIME
 from infra.iam import document, guard_statements
+from router.guard_run import VERDICT_SUFFIX
 
 HANDLER = "router.scheduled.lambda_handler"
 # Pure Python reading one page of rows at a time: the smallest memory does, and a Scan of a large
 # table gets minutes, not the 3-second default.
 MEMORY_MB = 256
 TIMEOUT_SECONDS = 300
-# `router.guard_run.VERDICT_SUFFIX`: where the router looks for the verdict.
-VERDICT_SUFFIX = "-guard"
+# One run at a time: two overlapping runs would judge the same flags version, and the second's
+# write would meet the first's as a version conflict (or stack a second auto_advance step).
+RESERVED_CONCURRENCY = 1
 ASSUME_LAMBDA = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
@@ -89,6 +91,7 @@ def declare(settings: Settings, existing: Existing, flags: aws.ssm.Parameter, co
         source_code_hash=code.source_code_hash,
         memory_size=MEMORY_MB,
         timeout=TIMEOUT_SECONDS,
+        reserved_concurrent_executions=RESERVED_CONCURRENCY,
         environment=aws.lambda_.FunctionEnvironmentArgs(variables={
             "DYNAMODB_TABLE_NAME": settings.existing.table_name,
             "ROUTER_FLAGS_PARAMETER": settings.flags_parameter_name,

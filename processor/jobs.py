@@ -107,8 +107,9 @@ class JobStore:
             return self.table.get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
 
     def claim(self, job_id: str, attempt_id: str, backend: str, memory_mb: int | None = None) -> Claim:
-        """``processing_started_at`` is the attempt's start; ``memory_mb`` (Lambda's configured
-        memory) is what the report's cost estimate bills by (`router.report`)."""
+        """``processing_started_at`` is the attempt's start, ``first_claimed_at`` the first
+        attempt's (the report's queue wait ends there, not at a retry's); ``memory_mb``
+        (Lambda's configured memory) is what the report's cost estimate bills by (`router.report`)."""
         now = utc_timestamp()
         memory = ", processing_memory_mb = :memory" if memory_mb else ""
         values = {":processing": PROCESSING, ":queued": QUEUED, ":attempt": attempt_id, ":now": now,
@@ -119,7 +120,8 @@ class JobStore:
         claimed = self._update(
             "claim", job_id,
             "SET #status = :processing, processing_attempt_id = :attempt, lease_expires_at = :lease, "
-            "processing_started_at = :now, updated_at = :now, processed_by = :backend, "
+            "processing_started_at = :now, first_claimed_at = if_not_exists(first_claimed_at, :now), "
+            "updated_at = :now, processed_by = :backend, "
             f"processing_stage = :stage, progress_percentage = :zero{memory} "
             "ADD processing_attempts :one REMOVE error_message, error_type, last_error, current_segment, "
             "total_segments, processing_seconds" + ("" if memory_mb else ", processing_memory_mb"),

@@ -276,7 +276,13 @@ def _guard(args: argparse.Namespace) -> None:
                 SSMParameterSource(verdict_parameter(parameter), config=OPERATOR_SSM_CONFIG), _table(args),
                 window_seconds=args.window, dry_run=args.dry_run)
     print(f"guard: {run.verdict.verdict}: {run.verdict.reason}")
-    print(f"  {run.note}" + ("" if args.dry_run else f"; verdict stored in {verdict_parameter(parameter)}"))
+    if args.dry_run:
+        stored = ""
+    elif run.verdict_error is None:
+        stored = f"; verdict stored in {verdict_parameter(parameter)}"
+    else:
+        stored = f"; the verdict was not stored: {run.verdict_error}"
+    print(f"  {run.note}{stored}")
 
 
 def _listing(title: str, meanings: dict[str, str]) -> str:

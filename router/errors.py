@@ -71,3 +71,12 @@ class UnreadableFlagsError(FlagSourceError):
 
 class VersionConflictError(FlagSourceError):
     """Another writer changed the flags parameter between our read and our write."""
+
+
+class OverlappingWriteError(VersionConflictError):
+    """The write was stored as ``version``, but another writer's version(s) came in between:
+    unlike its parent, something of this change was written (and may have overwritten theirs)."""
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message)
+        self.version = version

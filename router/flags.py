@@ -181,17 +181,19 @@ FLAG_HELP = {
                     "to Celery, or is treated as small and follows the rollout",
     "fallback_to_celery": "true | false (default true): a job Lambda did not take goes to Celery while Celery exists",
     "kill_switch": "true | false (default false): everything to Celery now, whatever else is set",
-    "guard_min_jobs": "a whole number, at least 1 (default 20): the guard judges nothing until each backend has "
-                      "finished this many jobs in its window",
+    "guard_min_jobs": "a whole number, at least 1 (default 100): the guard judges nothing until each backend has "
+                      "finished this many jobs in its window (not counting jobs failed by their upload)",
     "guard_failure_points": "0 to 100 (default 5): the guard trips when Lambda's failure rate exceeds Celery's by "
                             "more than this many percentage points",
     "guard_p95_ratio": "at least 1 (default 1.5): the guard trips when Lambda's p95 processing time exceeds this "
                        "many times Celery's",
     "guard_action": "kill_switch | lower_percent (default kill_switch): what a tripped guard does; lower_percent "
                     "goes back to canary at guard_fallback_percent",
-    "guard_fallback_percent": "0 to 100 in steps of 0.01 (default 1): lambda_percent after a lower_percent trip",
-    "auto_advance": "true | false (default false): the guard raises lambda_percent one step (1, 5, 10, 25, 50, "
-                    "100) after a healthy window; never past the canary phase",
+    "guard_fallback_percent": "0 to 100 in steps of 0.01 (default 1): lambda_percent after a lower_percent trip "
+                              "(a lower lambda_percent stays); lambda_users keep going to Lambda",
+    "auto_advance": "true | false (default false): the guard raises lambda_percent one step (1, 5, 10, 25, 50) "
+                    "after a healthy window with the flags unchanged for that whole window; never to 100 nor past "
+                    "the canary phase",
 }
 
 
@@ -241,7 +243,8 @@ class RouterFlags:
     fallback_to_celery: bool = True
     kill_switch: bool = False
     # The guard's thresholds and actions (`router.guard`, docs/router.md "Deciding the next step").
-    guard_min_jobs: int = 20
+    # One job is one point at 100: a couple of jobs' difference stays under guard_failure_points.
+    guard_min_jobs: int = 100
     guard_failure_points: float = 5.0
     guard_p95_ratio: float = 1.5
     guard_action: str = "kill_switch"

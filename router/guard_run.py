@@ -5,17 +5,19 @@ SSM parameter (what every router reads), not a shell's ``ROUTER_*`` variables, a
 change with the parameter's version guard: a change an operator made meanwhile wins, and the
 guard's next run judges again. The verdict, applied or not, is stored beside the flags in a
 parameter of its own (`verdict_parameter`), so writing it never makes a new flags version that
-every router would reload, and `flags show` displays it. ``dry_run`` reads and judges only.
+every router would reload, and `flags show` displays it; storing it is best-effort (logged when it
+fails), so a run that changed the flags still reports so. ``dry_run`` reads and judges only.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from router.errors import FlagError, UnreadableFlagsError, VersionConflictError
+from router.errors import (FlagError, FlagSourceError, OverlappingWriteError, UnreadableFlagsError,
+                           VersionConflictError)
 from router.flags import RouterFlags, plain_values, validate_values
 from router.guard import BREACH, Verdict, judge
 from router.history import rows_since
@@ -49,18 +51,29 @@ class GuardRun:
     verdict: Verdict
     report: Report
     flags_version: int | None
-    applied: bool  # the change was written (False: none to make, a dry run, or a conflict)
+    applied: bool  # the change was written (False: none to make, a dry run, or a conflict before writing)
     note: str  # what happened to the change, for operators
+    verdict_error: str | None = None  # why the verdict could not be stored (the run went on regardless)
 
     def to_plain(self, at: str, window_seconds: int, dry_run: bool) -> dict[str, Any]:
         return {**self.verdict.to_plain(), "applied": self.applied, "note": self.note, "at": at,
                 "window_seconds": window_seconds, "flags_version": self.flags_version, "dry_run": dry_run}
 
 
-def stored_flags(source: SSMParameterSource) -> tuple[dict[str, Any], int | None, RouterFlags]:
-    document, version = source.read_document() or ({}, None)
+@dataclass(frozen=True)
+class StoredFlags:
+    """The flags as stored, with when they last changed: auto_advance waits a window after that."""
+
+    document: dict[str, Any]
+    version: int | None  # None: the parameter does not exist
+    modified: datetime | None  # when this version was written (SSM's LastModifiedDate)
+    flags: RouterFlags
+
+
+def stored_flags(source: SSMParameterSource) -> StoredFlags:
+    document, version, modified = source.read_dated_document() or ({}, None, None)
     try:
-        return document, version, RouterFlags(**validate_values(document))
+        return StoredFlags(document, version, modified, RouterFlags(**validate_values(document)))
     except FlagError as error:
         raise UnreadableFlagsError(f"{source.label} version {version} holds a bad value: {error}") from None
 
@@ -70,9 +83,11 @@ def guard(flags_source: SSMParameterSource, verdicts: SSMParameterSource, table:
           page_size: int | None = None) -> GuardRun:
     """One run of the guard; raises `FlagSourceError` or `RecordError` when it cannot read."""
     now = now or datetime.now(timezone.utc)
-    document, version, flags = stored_flags(flags_source)
+    stored = stored_flags(flags_source)
+    document, version = stored.document, stored.version
     report = report_since(table, window_seconds, now, page_size=page_size)
-    verdict = judge(report, flags)
+    age = None if stored.modified is None else (now - stored.modified).total_seconds()
+    verdict = judge(report, stored.flags, flags_age_seconds=age, window_seconds=window_seconds)
     merged = plain_values(validate_values({**document, **verdict.changes}))
     applied = False
     if not verdict.changes or merged == document:
@@ -83,6 +98,9 @@ def guard(flags_source: SSMParameterSource, verdicts: SSMParameterSource, table:
         try:
             version = flags_source.write(merged, version)
             applied, note = True, f"stored as {flags_source.label} version {version}"
+        except OverlappingWriteError as error:
+            # Written all the same: the flags routers read now are this change (over the other writer's).
+            version, applied, note = error.version, True, f"stored, but {error}"
         except VersionConflictError as error:
             note = f"not stored: {error}"
     run = GuardRun(verdict, report, version, applied, note)
@@ -90,9 +108,20 @@ def guard(flags_source: SSMParameterSource, verdicts: SSMParameterSource, table:
     log_event(level, "guard", verdict=verdict.verdict, reason=verdict.reason, changes=verdict.changes,
               applied=applied, note=note, dry_run=dry_run)
     if not dry_run:
-        _, verdict_version = verdicts.read_text() or (None, None)
-        verdicts.write(run.to_plain(_stamp(now), window_seconds, dry_run), verdict_version)
+        run = replace(run, verdict_error=_store_verdict(verdicts, run.to_plain(_stamp(now), window_seconds, dry_run)))
     return run
+
+
+def _store_verdict(verdicts: SSMParameterSource, record: dict[str, Any]) -> str | None:
+    """Best-effort: the flags (the run's effect) are already written or not; failing here would
+    hide that behind an error. The guard line above has the verdict; the failure gets its own."""
+    try:
+        _, verdict_version = verdicts.read_text() or (None, None)
+        verdicts.write(record, verdict_version)
+    except FlagSourceError as error:
+        log_event(logging.ERROR, "guard_verdict_not_stored", parameter=verdicts.label, error=str(error))
+        return str(error)
+    return None
 
 
 def last_verdict(verdicts: SSMParameterSource) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 Every figure comes from what the router and the processor already write on each row
 (`router.record`, `processor.jobs`): which backend claimed the job (``processed_by``, else the
 router's ``processing_backend``), ``dispatched_at`` (else the backend's ``created_at``),
-``processing_started_at`` (the last attempt's claim), ``completed_at``/``failed_at``,
+``first_claimed_at`` (the first attempt's claim; else ``processing_started_at``, the last
+attempt's, on rows written before it existed), ``completed_at``/``failed_at``,
 ``processing_seconds``, ``processing_memory_mb``, ``input_duration_seconds``, ``fell_back``,
 ``error_type``, ``processing_attempts``, and, once fan-out exists, ``state_transitions``.
 
@@ -13,7 +14,8 @@ Definitions (docs/router.md, "Deciding the next step"):
   finished, so jobs still running count neither way;
 - percentiles are nearest-rank: the p-th of n sorted values is the ceil(p/100 * n)-th, an
   observed value, never an interpolation, so a reader can check it by hand;
-- queue wait runs from dispatch to claim, processing time from claim to the terminal status
+- queue wait runs from dispatch to the first claim (a retry's earlier attempts are not waiting
+  in a queue), processing time from claim to the terminal status
   (the recorded ``processing_seconds``, else the two timestamps), over completed jobs only: a job
   that fails fast would otherwise make a backend look quick;
 - throughput is the video seconds of completed jobs per second of their processing time (how
@@ -36,9 +38,9 @@ BACKENDS = ("lambda", "celery")
 COMPLETED, FAILED = "COMPLETED", "FAILED"
 # Read by the scan (`router.history`): everything the figures use, and nothing else.
 ROW_ATTRIBUTES = ("video_id", "status", "processed_by", "processing_backend", "fell_back", "created_at",
-                  "dispatched_at", "processing_started_at", "completed_at", "failed_at", "processing_seconds",
-                  "processing_memory_mb", "input_duration_seconds", "error_type", "processing_attempts",
-                  "state_transitions")
+                  "dispatched_at", "first_claimed_at", "processing_started_at", "completed_at", "failed_at",
+                  "processing_seconds", "processing_memory_mb", "input_duration_seconds", "error_type",
+                  "processing_attempts", "state_transitions")
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ class JobFacts:
         return cls(
             backend=backend, status=status, fell_back=row.get("fell_back") is True,
             error_type=str(row.get("error_type") or "unknown") if status == FAILED else None,
-            queue_wait=_seconds(row.get("dispatched_at") or row.get("created_at"), row.get("processing_started_at")),
+            queue_wait=_seconds(row.get("dispatched_at") or row.get("created_at"),
+                                row.get("first_claimed_at") or row.get("processing_started_at")),
             processing=processing if end is not None else None,
             video_seconds=_number(row.get("input_duration_seconds")),
             memory_mb=_number(row.get("processing_memory_mb")),

@@ -41,4 +41,4 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     run = guard(SSMParameterSource(parameter, config=OPERATOR_SSM_CONFIG),
                 SSMParameterSource(verdict_parameter(parameter), config=OPERATOR_SSM_CONFIG), JobTable(name=table),
                 window_seconds=_window_seconds(event), dry_run=event.get("dry_run") is True)
-    return {**run.verdict.to_plain(), "applied": run.applied, "note": run.note}
+    return {**run.verdict.to_plain(), "applied": run.applied, "note": run.note, "verdict_error": run.verdict_error}

@@ -145,7 +145,9 @@ def test_a_killed_attempt_stops_renewing_and_its_retry_finishes_the_job(backend_
         time.sleep(0.05)
     child.kill()
     child.wait()
-    assert queued.row()["status"] == "PROCESSING"
+    first = queued.row()
+    assert first["status"] == "PROCESSING"
+    assert first["first_claimed_at"] == first["processing_started_at"]
     os.environ["JOB_LEASE_SECONDS"] = "3"
     try:
         result = lambda_handler(event, LambdaContext())
@@ -154,6 +156,8 @@ def test_a_killed_attempt_stops_renewing_and_its_retry_finishes_the_job(backend_
     row = queued.row()
     assert result["status"] == "completed"
     assert (row["status"], row["processing_attempts"], row["segments_created"]) == ("COMPLETED", 2, 4)
+    # The retry's claim moves processing_started_at on; the report's queue wait ends at the first claim.
+    assert row["first_claimed_at"] == first["first_claimed_at"] < row["processing_started_at"]
 
 
 def test_a_key_that_is_not_the_jobs_upload_is_refused(queued):

@@ -9,6 +9,7 @@ produced exactly the next version (anything else means another writer got in bet
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Mapping
 
 import boto3
@@ -16,7 +17,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from router.errors import FlagSourceError, UnreadableFlagsError, VersionConflictError
+from router.errors import FlagSourceError, OverlappingWriteError, UnreadableFlagsError, VersionConflictError
 from router.sources.base import FlagSource
 
 # Requests wait on these reads (the first load, a due refresh): keep them short.
@@ -41,24 +42,35 @@ class SSMParameterSource(FlagSource):
             self._client = boto3.session.Session().client("ssm", region_name=self.region, config=self.config)
         return self._client
 
-    def read_text(self) -> tuple[str, int] | None:
-        """The stored text and its version, or None when the parameter does not exist."""
+    def _parameter(self) -> dict[str, Any] | None:
+        """GetParameter's ``Parameter`` (value, version, LastModifiedDate), or None when it does not exist."""
         try:
-            parameter = self._ssm().get_parameter(Name=self.name)["Parameter"]
+            return self._ssm().get_parameter(Name=self.name)["Parameter"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
                 return None
             raise FlagSourceError(f"{self.label}: {error}") from error
         except BotoCoreError as error:
             raise FlagSourceError(f"{self.label}: {error}") from error
-        return parameter["Value"], parameter["Version"]
+
+    def read_text(self) -> tuple[str, int] | None:
+        """The stored text and its version, or None when the parameter does not exist."""
+        parameter = self._parameter()
+        return None if parameter is None else (parameter["Value"], parameter["Version"])
 
     def read_document(self) -> tuple[dict[str, Any], int] | None:
         """The stored object and its version, or None when the parameter does not exist."""
-        read = self.read_text()
-        if read is None:
+        read = self.read_dated_document()
+        return None if read is None else (read[0], read[1])
+
+    def read_dated_document(self) -> tuple[dict[str, Any], int, datetime | None] | None:
+        """The stored object, its version and when that version was written (SSM's
+        LastModifiedDate: the guard's auto_advance waits a window after any change), or None
+        when the parameter does not exist."""
+        parameter = self._parameter()
+        if parameter is None:
             return None
-        text, version = read
+        text, version = parameter["Value"], parameter["Version"]
         try:
             document = json.loads(text)
         except ValueError as error:
@@ -66,7 +78,8 @@ class SSMParameterSource(FlagSource):
         if not isinstance(document, dict):
             raise UnreadableFlagsError(f"{self.label} version {version} must hold a JSON object, "
                                        f"got {type(document).__name__}")
-        return document, version
+        modified = parameter.get("LastModifiedDate")
+        return document, version, modified if isinstance(modified, datetime) else None
 
     def _read(self) -> tuple[Mapping[str, Any], str]:
         read = self.read_document()
@@ -80,7 +93,8 @@ class SSMParameterSource(FlagSource):
 
         Returns the new version. Raises `VersionConflictError` when another writer changed the
         parameter since it was read, before writing when that is visible in time, and after
-        writing when the write itself did not produce the next version.
+        writing (`OverlappingWriteError`, with the version this write made) when the write itself
+        did not produce the next version.
         """
         text = json.dumps(document, sort_keys=True, separators=(",", ":"))
         if len(text.encode()) > MAX_PARAMETER_BYTES:
@@ -103,8 +117,8 @@ class SSMParameterSource(FlagSource):
             raise FlagSourceError(f"{self.label}: {error}") from error
         expected_next = (expected_version or 0) + 1
         if version != expected_next:
-            raise VersionConflictError(
+            raise OverlappingWriteError(
                 f"{self.label}: another writer changed the flags while this change was written: it became "
                 f"version {version}, not {expected_next}, so version(s) {expected_next}..{version - 1} came from "
-                "someone else and this change may have overwritten them; check `flags show`")
+                "someone else and this change may have overwritten them; check `flags show`", version)
         return version

@@ -74,7 +74,7 @@ def test_a_flag_toggle_shifts_the_next_jobs_and_jobs_in_flight_finish_where_they
         assert (figures["jobs"], figures["completed"], figures["failed"], figures["open"]) == (1, 1, 0, 0)
         processing, video = float(row["processing_seconds"]), float(row["input_duration_seconds"])
         assert figures["processing_p50"] == figures["processing_p95"] == processing > 0
-        wait = (datetime.strptime(row["processing_started_at"], ISO)
+        wait = (datetime.strptime(row["first_claimed_at"], ISO)
                 - datetime.strptime(row["dispatched_at"], ISO)).total_seconds()
         assert figures["queue_wait_p50"] == figures["queue_wait_p95"] == pytest.approx(wait, abs=1e-6)
         assert figures["video_seconds_per_second"] == pytest.approx(video / processing)

@@ -181,9 +181,9 @@ def test_guard_zip_runs_the_guard_with_the_runtimes_packages_alone(tmp_path: Pat
     where, answer = result.stdout.splitlines()[-2:]
     assert where == str(tmp_path / "code" / "router" / "scheduled.py")
     assert json.loads(answer) == {"verdict": "insufficient", "changes": {}, "applied": False,
-                                  "note": "no change to make",
-                                  "reason": "too few jobs to compare (lambda finished 0, celery finished 0; the guard "
-                                            "needs 20 on each)"}
+                                  "note": "no change to make", "verdict_error": None,
+                                  "reason": "too few jobs to compare (lambda judged 0, celery judged 0; the guard "
+                                            "needs 100 on each, upload failures left out)"}
     verdict = boto3.client("ssm").get_parameter(Name=flags_parameter + "-guard")["Parameter"]["Value"]
     assert json.loads(verdict)["verdict"] == "insufficient"
 

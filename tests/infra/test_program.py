@@ -528,6 +528,7 @@ def test_the_guard_is_a_function_of_its_own_that_alone_may_write_the_flags(confi
     assert {key: value for key, value in function.inputs.items() if key not in ("code", "sourceCodeHash")} == {
         "name": name, "role": f"arn:aws:iam::{ACCOUNT}:role/{name}", "runtime": "python3.12",
         "handler": "router.scheduled.lambda_handler", "memorySize": 256, "timeout": 300,
+        "reservedConcurrentExecutions": 1,
         "environment": {"variables": {"DYNAMODB_TABLE_NAME": table, "ROUTER_FLAGS_PARAMETER": flags}}}
     assert function.inputs["code"]["path"].endswith("router-guard.zip")
     assert {"router-guard-logs", "router-guard-policy"} <= set(function.dependencies)

@@ -2,7 +2,8 @@
 
 Each job is given by the figures a reader can check by hand (queue wait, processing seconds,
 video seconds); the row carries them the way real rows do: ``dispatched_at`` then
-``processing_started_at`` ``wait`` seconds later, then ``completed_at``/``failed_at`` and the
+``first_claimed_at`` ``wait`` seconds later, ``processing_started_at`` (the last attempt's claim,
+``retried_after`` seconds after the first), then ``completed_at``/``failed_at`` and the
 recorded ``processing_seconds``.
 """
 
@@ -27,6 +28,7 @@ class Past:
     error_type: str | None = None
     fell_back: bool = False
     attempts: int = 1
+    retried_after: float = 0.0  # first claim to the last attempt's claim
     transitions: int | None = None
     recorded: bool = True  # False: a row from before processing_seconds was written (timestamps only)
     minutes_ago: float = 10.0
@@ -45,8 +47,9 @@ def row(job_id: str, past: Past, now: datetime) -> dict[str, Any]:
     if past.fell_back:
         item["routing_reason"] = "fallback"
     if past.wait is not None:
-        started = created + timedelta(seconds=1 + past.wait)
-        item.update(processed_by=past.backend, processing_started_at=_iso(started),
+        first = created + timedelta(seconds=1 + past.wait)
+        started = first + timedelta(seconds=past.retried_after)
+        item.update(processed_by=past.backend, first_claimed_at=_iso(first), processing_started_at=_iso(started),
                     processing_attempts=past.attempts)
         if past.memory_mb:
             item["processing_memory_mb"] = past.memory_mb

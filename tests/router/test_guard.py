@@ -1,18 +1,19 @@
 """``python -m router guard``: trips on a seeded regression, holds on a healthy window or too few jobs,
-advances only when asked and never past canary, and writes nothing on a dry run."""
+advances only when asked, a window after the last change, never past 50 % nor canary, and writes
+nothing on a dry run."""
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 
 from router.cli import main
 from router.flags import RouterFlags
-from router.guard import ADVANCE_STEPS, BREACH, HEALTHY, IDLE, INSUFFICIENT, judge
+from router.guard import ADVANCE_STEPS, BREACH, HEALTHY, IDLE, INSUFFICIENT, UPLOAD_ERROR_TYPES, judge
 from router.guard_run import guard, last_verdict, verdict_parameter
 from router.record import JobTable
 from router.report import build_report
@@ -23,6 +24,8 @@ from tests.router.history import Past, completed, row, write_history
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc)
 # Ten completed jobs each, the same speed on both backends.
 EVEN = [(1, 10 + i, 30) for i in range(10)]
+# The flags unchanged for two hours, judged over one.
+SETTLED = {"flags_age_seconds": 7200, "window_seconds": 3600}
 
 
 def seeded(lambda_failures: int, celery_failures: int, lambda_slowdown: float = 1.0) -> list[Past]:
@@ -51,7 +54,7 @@ CANARY = {"phase": "canary", "lambda_percent": 10, "guard_min_jobs": 10}
 
 @pytest.mark.parametrize(("jobs", "breach"), [
     # 3 of 13 failed (23.1%) against 0 of 10: +23.1 points.
-    (seeded(3, 0), "failure rate 23.1% vs 0.0% (+23.1 points, limit +5)"),
+    (seeded(3, 0), "failure rate 23.1% vs 0.0% (+23.1 points, limit +5; upload failures left out)"),
     # p95 19 s x 2 = 38 s against 19 s: twice Celery's.
     (seeded(0, 0, lambda_slowdown=2), "p95 processing 38.0 s vs 19.0 s (2.00x, limit 1.5x)"),
 ])
@@ -94,7 +97,8 @@ def test_too_few_jobs_changes_nothing_even_when_lambda_looks_bad(backend_world, 
     put_flags(flags_parameter, {**CANARY, "guard_min_jobs": 11})  # Celery finished 10
     run = run_guard(backend_world.table, flags_parameter)
     assert run.verdict.verdict == INSUFFICIENT and not run.applied
-    assert run.verdict.reason == "too few jobs to compare (celery finished 10; the guard needs 11 on each)"
+    assert run.verdict.reason == ("too few jobs to compare (celery judged 10; the guard needs 11 on each, "
+                                  "upload failures left out)")
     assert stored(flags_parameter)[1] == 1
 
 
@@ -132,27 +136,130 @@ def test_the_command_trips_and_flags_show_displays_the_verdict(backend_world, fl
     assert json.loads(capsys.readouterr().out)["guard"]["changes"] == {"kill_switch": True}
 
 
-def test_auto_advance_climbs_one_step_per_healthy_window(backend_world, flags_parameter):
-    write_history(backend_world.table, seeded(0, 0), NOW)
-    put_flags(flags_parameter, {**CANARY, "auto_advance": True})
-    run = run_guard(backend_world.table, flags_parameter)
+def modified(name: str) -> datetime:
+    """When the parameter's current version was written (SSM's LastModifiedDate)."""
+    ssm = boto3.client("ssm", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    return ssm.get_parameter(Name=name)["Parameter"]["LastModifiedDate"].astimezone(timezone.utc)
+
+
+def test_auto_advance_climbs_one_step_per_whole_window_at_the_current_percent_and_stops_at_50(backend_world,
+                                                                                              flags_parameter):
+    put_flags(flags_parameter, {**CANARY, "lambda_percent": 10, "auto_advance": True})
+    window = 15 * 60
+    # The guard's clock runs ahead of SSM's: 20 minutes after the operator's change, one healthy window
+    # (15 minutes) of jobs, all after it.
+    start = modified(flags_parameter)
+    write_history(backend_world.table, seeded(0, 0), start + timedelta(minutes=20))
+
+    def run_at(moment: datetime):
+        return guard(SSMParameterSource(flags_parameter), SSMParameterSource(verdict_parameter(flags_parameter)),
+                     JobTable(name=backend_world.table), now=moment, window_seconds=window)
+
+    run = run_at(start + timedelta(minutes=20))
     assert (run.verdict.verdict, run.verdict.changes, run.applied) == (HEALTHY, {"lambda_percent": 25.0}, True)
     assert stored(flags_parameter)[0]["lambda_percent"] == 25.0
-    assert run_guard(backend_world.table, flags_parameter).verdict.changes == {"lambda_percent": 50.0}
+    # The next run, 14 minutes after that step: its window still holds jobs from before it.
+    stepped = modified(flags_parameter)
+    run = run_at(stepped + timedelta(minutes=14))
+    assert (run.verdict.verdict, run.verdict.changes, run.applied) == (HEALTHY, {}, False)
+    assert run.verdict.reason.endswith("auto_advance waits: the flags changed 14 min ago, within the 15 min window")
+    assert stored(flags_parameter)[1] == 2
+    # A whole window after the step: the next one.
+    assert run_at(stepped + timedelta(minutes=16)).verdict.changes == {"lambda_percent": 50.0}
+    # 50 is the last step: 100 % is an operator's.
+    run = run_at(modified(flags_parameter) + timedelta(minutes=16))
+    assert (run.verdict.verdict, run.verdict.changes) == (HEALTHY, {})
+    assert stored(flags_parameter) == ({**CANARY, "lambda_percent": 50.0, "auto_advance": True}, 3)
+
+
+def test_lower_percent_never_raises_lambdas_share_and_keeps_lambda_users(backend_world, flags_parameter):
+    write_history(backend_world.table, seeded(3, 0), NOW)
+    flags = {"phase": "canary", "lambda_percent": 0.5, "lambda_users": ["tester"], "guard_min_jobs": 10,
+             "guard_action": "lower_percent", "guard_fallback_percent": 1}
+    put_flags(flags_parameter, flags)
+    run = run_guard(backend_world.table, flags_parameter)
+    assert (run.verdict.verdict, run.verdict.changes) == (BREACH, {"phase": "canary", "lambda_percent": 0.5})
+    assert (run.applied, run.note) == (False, "no change to make")
+    assert stored(flags_parameter) == (flags, 1)
+
+
+def test_failures_the_upload_caused_are_left_out_of_the_guards_rate(backend_world, flags_parameter):
+    # 3 of Lambda's 13 failed, but as bad uploads: 0 of 10 judged, against Celery's 0 of 10.
+    jobs = seeded(0, 0) + [Past("lambda", "FAILED", wait=1, processing=1, error_type=error)
+                           for error in ("not_a_video", "input_not_found", "input_too_large")]
+    write_history(backend_world.table, jobs, NOW)
+    put_flags(flags_parameter, CANARY)
+    run = run_guard(backend_world.table, flags_parameter)
+    assert run.verdict.verdict == HEALTHY and not run.applied
+    assert "failure rate 0.0% vs 0.0% (+0.0 points" in run.verdict.reason
+    assert run.report.backends["lambda"].failures_by_type == {"input_not_found": 1, "input_too_large": 1,
+                                                              "not_a_video": 1}
+    # Nor do they make up the job count.
+    put_flags(flags_parameter, {**CANARY, "guard_min_jobs": 11})
+    assert run_guard(backend_world.table, flags_parameter).verdict.reason.startswith(
+        "too few jobs to compare (lambda judged 10, celery judged 10;")
+
+
+def test_the_upload_error_types_are_the_processors():
+    from processor.errors import InputNotFoundError, InvalidInputError, InvalidJobError, NotAVideoError
+    from processor.limits import TooLargeError
+    from processor.pipeline import RowMissingError
+
+    assert UPLOAD_ERROR_TYPES == {error.error_type for error in (
+        NotAVideoError, InvalidJobError, InputNotFoundError, InvalidInputError, TooLargeError, RowMissingError)}
+
+
+def test_by_default_a_couple_of_jobs_difference_does_not_trip():
+    defaults = RouterFlags(phase="canary", lambda_percent=10)
+    lambda_jobs = completed("lambda", [(1, 10, 30)] * (defaults.guard_min_jobs - 2)) + \
+        [Past("lambda", "FAILED", wait=1, processing=3, error_type="timeout")] * 2
+    report = report_of(lambda_jobs + completed("celery", [(1, 10, 30)] * defaults.guard_min_jobs))
+    verdict = judge(report, defaults, **SETTLED)
+    assert verdict.verdict == HEALTHY and "(+2.0 points, limit +5;" in verdict.reason
+
+
+def test_a_write_that_lands_after_another_writers_is_reported_as_stored(backend_world, flags_parameter,
+                                                                        ssm_proxy):
+    write_history(backend_world.table, seeded(3, 0), NOW)
+    put_flags(flags_parameter, CANARY)
+    # An operator's write lands between the guard's version check and its own PutParameter.
+    ssm_proxy.before(lambda exchange: exchange.target.endswith("PutParameter")
+                     and exchange.json().get("Name") == flags_parameter,
+                     lambda: put_flags(flags_parameter, {**CANARY, "lambda_percent": 1}))
+    run = run_guard(backend_world.table, flags_parameter)
+    assert (run.verdict.verdict, run.applied, run.flags_version) == (BREACH, True, 3)
+    assert run.note.startswith(f"stored, but ssm:{flags_parameter}: another writer changed the flags")
+    assert stored(flags_parameter) == ({**CANARY, "kill_switch": True}, 3)
+    verdict = last_verdict(SSMParameterSource(verdict_parameter(flags_parameter)))
+    assert (verdict["applied"], verdict["flags_version"]) == (True, 3)
+
+
+def test_a_verdict_that_cannot_be_stored_does_not_fail_a_run_that_changed_the_flags(backend_world, flags_parameter,
+                                                                                   ssm_proxy, capsys):
+    write_history(backend_world.table, seeded(3, 0), datetime.now(timezone.utc))
+    put_flags(flags_parameter, CANARY)
+    ssm_proxy.fail(500, match=lambda exchange: exchange.json().get("Name") == verdict_parameter(flags_parameter))
+    assert main(["guard"]) == 0
+    assert stored(flags_parameter) == ({**CANARY, "kill_switch": True}, 2)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("guard: breach: Lambda regressed: ")
+    assert out[1].startswith(f"  stored as ssm:{flags_parameter} version 2; the verdict was not stored: "
+                             f"ssm:{verdict_parameter(flags_parameter)}: ")
+    assert stored(verdict_parameter(flags_parameter)) is None
 
 
 def test_an_operators_change_meanwhile_wins(backend_world, flags_parameter, monkeypatch):
     write_history(backend_world.table, seeded(3, 0), NOW)
     put_flags(flags_parameter, CANARY)
     source = SSMParameterSource(flags_parameter)
-    read = source.read_document
+    read = source.read_dated_document
 
     def read_then_operator_writes():
         document = read()
         put_flags(flags_parameter, {**CANARY, "lambda_percent": 1})
         return document
 
-    monkeypatch.setattr(source, "read_document", read_then_operator_writes)
+    monkeypatch.setattr(source, "read_dated_document", read_then_operator_writes)
     run = guard(source, SSMParameterSource(verdict_parameter(flags_parameter)), JobTable(name=backend_world.table),
                 now=NOW)
     assert run.verdict.verdict == BREACH and not run.applied and run.note.startswith("not stored: ")
@@ -173,19 +280,28 @@ def report_of(jobs: list[Past]):
     (RouterFlags(phase="lambda_only", guard_min_jobs=1), "phase lambda_only"),
 ])
 def test_nothing_to_judge_is_idle(flags, reason):
-    verdict = judge(report_of(seeded(3, 0)), flags)
+    verdict = judge(report_of(seeded(3, 0)), flags, **SETTLED)
     assert verdict.verdict == IDLE and verdict.reason.startswith(reason) and verdict.changes == {}
 
 
-def test_auto_advance_never_leaves_canary_nor_passes_100():
+def test_auto_advance_never_leaves_canary_nor_passes_50_nor_steps_inside_a_window():
     healthy = report_of(seeded(0, 0))
-    assert judge(healthy, RouterFlags(phase="lambda", auto_advance=True, guard_min_jobs=10)).changes == {}
-    assert judge(healthy, RouterFlags(phase="canary", lambda_percent=100, auto_advance=True,
-                                      guard_min_jobs=10)).changes == {}
-    assert judge(healthy, RouterFlags(phase="canary", lambda_percent=0, auto_advance=True,
-                                      guard_min_jobs=10)).changes == {"lambda_percent": ADVANCE_STEPS[0]}
-    assert judge(healthy, RouterFlags(phase="canary", lambda_percent=7, auto_advance=False,
-                                      guard_min_jobs=10)).changes == {}
+
+    def changes(flags: RouterFlags, **timing) -> dict:
+        return judge(healthy, flags, **{**SETTLED, **timing}).changes
+
+    assert ADVANCE_STEPS[-1] == 50
+    assert changes(RouterFlags(phase="lambda", auto_advance=True, guard_min_jobs=10)) == {}
+    assert changes(RouterFlags(phase="canary", lambda_percent=50, auto_advance=True, guard_min_jobs=10)) == {}
+    assert changes(RouterFlags(phase="canary", lambda_percent=30, auto_advance=True, guard_min_jobs=10)) == {
+        "lambda_percent": 50.0}
+    assert changes(RouterFlags(phase="canary", lambda_percent=0, auto_advance=True,
+                               guard_min_jobs=10)) == {"lambda_percent": ADVANCE_STEPS[0]}
+    assert changes(RouterFlags(phase="canary", lambda_percent=7, auto_advance=False, guard_min_jobs=10)) == {}
+    settling = RouterFlags(phase="canary", lambda_percent=5, auto_advance=True, guard_min_jobs=10)
+    assert changes(settling, flags_age_seconds=3599) == {}
+    assert changes(settling, flags_age_seconds=None) == {}
+    assert changes(settling, flags_age_seconds=3600) == {"lambda_percent": 10.0}
 
 
 def test_the_scheduled_handler_refuses_a_bad_window_or_a_missing_parameter(backend_world, flags_parameter,
