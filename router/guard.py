@@ -31,11 +31,11 @@ from router.report import Figures, Report
 BREACH, HEALTHY, INSUFFICIENT, IDLE = "breach", "healthy", "insufficient", "idle"
 # The documented ladder auto_advance climbs, one step per healthy window; 100 % is an operator's step.
 ADVANCE_STEPS = (1.0, 5.0, 10.0, 25.0, 50.0)
-# Failures the upload caused, whichever backend ran it (processor.errors, processor.limits,
-# processor.pipeline): they say nothing about Lambda against Celery, so the guard leaves those
-# jobs out of its failure rate and its job count (the report still shows them by type).
-UPLOAD_ERROR_TYPES = frozenset({"not_a_video", "invalid_job", "input_not_found", "invalid_input",
-                                "input_too_large", "row_missing"})
+# Failures the upload caused, whichever backend ran it (processor.errors, processor.pipeline):
+# they say nothing about Lambda against Celery, so the guard leaves those jobs out of its
+# failure rate and its job count (the report still shows them by type). Not input_too_large:
+# that is the function's memory or time running short, which is what the guard watches for.
+UPLOAD_ERROR_TYPES = frozenset({"not_a_video", "invalid_job", "input_not_found", "invalid_input", "row_missing"})
 
 
 @dataclass(frozen=True)

@@ -186,13 +186,13 @@ def test_lower_percent_never_raises_lambdas_share_and_keeps_lambda_users(backend
 def test_failures_the_upload_caused_are_left_out_of_the_guards_rate(backend_world, flags_parameter):
     # 3 of Lambda's 13 failed, but as bad uploads: 0 of 10 judged, against Celery's 0 of 10.
     jobs = seeded(0, 0) + [Past("lambda", "FAILED", wait=1, processing=1, error_type=error)
-                           for error in ("not_a_video", "input_not_found", "input_too_large")]
+                           for error in ("not_a_video", "input_not_found", "invalid_input")]
     write_history(backend_world.table, jobs, NOW)
     put_flags(flags_parameter, CANARY)
     run = run_guard(backend_world.table, flags_parameter)
     assert run.verdict.verdict == HEALTHY and not run.applied
     assert "failure rate 0.0% vs 0.0% (+0.0 points" in run.verdict.reason
-    assert run.report.backends["lambda"].failures_by_type == {"input_not_found": 1, "input_too_large": 1,
+    assert run.report.backends["lambda"].failures_by_type == {"input_not_found": 1, "invalid_input": 1,
                                                               "not_a_video": 1}
     # Nor do they make up the job count.
     put_flags(flags_parameter, {**CANARY, "guard_min_jobs": 11})
@@ -206,7 +206,9 @@ def test_the_upload_error_types_are_the_processors():
     from processor.pipeline import RowMissingError
 
     assert UPLOAD_ERROR_TYPES == {error.error_type for error in (
-        NotAVideoError, InvalidJobError, InputNotFoundError, InvalidInputError, TooLargeError, RowMissingError)}
+        NotAVideoError, InvalidJobError, InputNotFoundError, InvalidInputError, RowMissingError)}
+    # The function running short of memory or time is Lambda's failure, not the upload's.
+    assert TooLargeError.error_type not in UPLOAD_ERROR_TYPES
 
 
 def test_by_default_a_couple_of_jobs_difference_does_not_trip():
