@@ -3,7 +3,8 @@
 Read top to bottom, this is everything the stack declares (docs/deploying.md is the runbook).
 """
 
-from infra import alarms, config, existing, flags, function, function_package, iam, layer, outputs, secret_parameters, sweep
+from infra import (alarms, config, existing, flags, function, function_package, iam, layer, outputs, secret_parameters,
+                   state_machine, sweep)
 from infra.artifacts import Artifact
 
 settings = config.from_stack()
@@ -25,6 +26,9 @@ processor_access = iam.processor_access(settings, backend_resources, sinks.log_g
 processor = function.declare(settings, backend_resources, ffmpeg, code, sinks, processor_access)
 alarms.declare(settings, processor.function, sinks.failure_queue)
 
+# Long jobs fanned out over many invocations by a Step Functions workflow (unless fanout.enabled is false).
+fanout = state_machine.declare(settings, backend_resources, processor.function)
+
 # The stuck-job sweep on a schedule (unless sweep.enabled is false).
 sweep.declare(settings, backend_resources, processor.function)
 
@@ -32,4 +36,4 @@ sweep.declare(settings, backend_resources, processor.function)
 router_flags = flags.declare(settings)
 backend_policy = iam.backend_access(settings, backend_resources, processor.function, router_flags)
 
-outputs.export(settings, ffmpeg, processor, sinks, processor_access, router_flags, backend_policy)
+outputs.export(settings, ffmpeg, processor, sinks, processor_access, router_flags, backend_policy, fanout)

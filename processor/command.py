@@ -252,15 +252,33 @@ def _mapped(upload: FilterableStream, video: FilterableStream, media: MediaInfo)
 
 def encode_command(ffmpeg_path: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
                    out_dir: Path, *, preset: str, crf: int,
-                   pictures: Sequence[tuple[Path, Caption]] = ()) -> list[str]:
+                   pictures: Sequence[tuple[Path, Caption]] = (), first_frame: int = 0,
+                   frames: int | None = None) -> list[str]:
     """Re-encode to H.264/AAC, one segment file per planned segment, with the captions'
     pictures (``caption_pictures_command`` for processor.subtitles.captions of the same
-    segments) laid over their frames."""
-    times = cut_times(segments, output_rate(media))
-    upload = source(input_path)
-    video = video_chain(upload["v:0"], media, pictures)
+    segments) laid over their frames.
+
+    A fan-out item (processor.fanout) encodes a run of the whole plan's segments on its own:
+    ``first_frame`` is the output frame it starts at and ``frames`` how many it writes (None:
+    to the end); ``segments`` are then the item's, with times counted from that frame.
+    """
+    rate = output_rate(media)
+    times = cut_times(segments, rate)
+    if first_frame:
+        # Input seeking (-ss before -i): decoding starts at the keyframe before the seek point,
+        # and frames before it are dropped, so the item costs its own length, not the input's.
+        # Half a frame early, so the item's first frame is kept whatever the rounding; its
+        # timestamps then restart at zero, where the fps filter expects the first frame.
+        upload = source(input_path, ss=_seconds((first_frame - Fraction(1, 2)) / rate))
+        video = video_chain(upload["v:0"].filter("setpts", "PTS-STARTPTS"), media, pictures)
+    else:
+        upload = source(input_path)
+        video = video_chain(upload["v:0"], media, pictures)
     # The graph's fps filter made the stream constant-rate; keep its timestamps.
     options: dict[str, object] = {"c:v": "libx264", "preset": preset, "crf": crf, "fps_mode": "passthrough", **_STRIP}
+    if frames is not None:
+        # The exact frame count, and the audio cut at the same time.
+        options.update({"frames:v": frames, "t": _seconds(Fraction(frames) / rate)})
     if times:
         options["force_key_frames"] = ",".join(_seconds(t) for t in times)
     if media.has_audio:

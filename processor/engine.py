@@ -20,6 +20,7 @@ from processor import command as commands
 from processor import subtitles
 from processor.binaries import font_table, fonts_dir, tool
 from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
+from processor.fanout import ItemCut
 from processor.overlay import clean
 from processor.plan import Segment
 from processor.probe import MediaInfo, keyframe_times, probe
@@ -147,14 +148,8 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
     copy (settings.stream_copy, no text, an H.264 yuv420p input) cuts at the input's
     keyframes instead: fewer files when keyframes are sparse, with their real bounds.
     """
-    _check_plan(segments)
-    check_texts(segment.text for segment in segments)
     input_path, out_dir = Path(input_path), Path(out_dir)
-    if deadline is not None and time.monotonic() >= deadline:
-        raise DeadlineExceededError("the deadline passed before cutting started")
-    media = media or probe(input_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_outputs(out_dir)
+    media = _start(input_path, segments, out_dir, media, deadline)
     try:
         if settings.stream_copy and commands.stream_copy_possible(media, segments):
             return _copy(input_path, media, segments, out_dir, on_progress, deadline)
@@ -163,6 +158,35 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
         # Half-written segments must not look like a result to whoever reads out_dir.
         _clear_outputs(out_dir)
         raise
+
+
+def cut_item(input_path: Path, part: ItemCut, out_dir: Path, settings: EncodeSettings, *,
+             media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None,
+             deadline: float | None = None) -> list[SegmentFile]:
+    """One fan-out item (processor.fanout.item_cut): its segments as ``segment_000.mp4``... in
+    ``out_dir``, frame for frame those of the single pass. Always re-encoded: a stream copy
+    cuts at keyframes, which items encoded apart could not agree on."""
+    input_path, out_dir = Path(input_path), Path(out_dir)
+    media = _start(input_path, part.segments, out_dir, media, deadline)
+    try:
+        return _encode(input_path, media, part.segments, out_dir, settings, on_progress, deadline,
+                       first_frame=part.first_frame, frames=part.frames)
+    except BaseException:
+        _clear_outputs(out_dir)
+        raise
+
+
+def _start(input_path: Path, segments: Sequence[Segment], out_dir: Path, media: MediaInfo | None,
+           deadline: float | None) -> MediaInfo:
+    """The checks before any ffmpeg runs, and an empty ``out_dir``; the input's media info."""
+    _check_plan(segments)
+    check_texts(segment.text for segment in segments)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceededError("the deadline passed before cutting started")
+    media = media or probe(input_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clear_outputs(out_dir)
+    return media
 
 
 def _copy(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
@@ -176,10 +200,11 @@ def _copy(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_d
 
 def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
             settings: EncodeSettings, on_progress: Callable[[float], None] | None,
-            deadline: float | None) -> list[SegmentFile]:
+            deadline: float | None, first_frame: int = 0, frames: int | None = None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
         pictures = caption_pictures(media, segments, Path(work), deadline)
         argv = commands.encode_command(tool("ffmpeg"), input_path, media, segments, out_dir,
-                                       preset=settings.preset, crf=settings.crf, pictures=pictures)
-        run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
+                                       preset=settings.preset, crf=settings.crf, pictures=pictures,
+                                       first_frame=first_frame, frames=frames)
+        run_ffmpeg(argv, duration=segments[-1].end, on_progress=on_progress, deadline=deadline)
     return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)
