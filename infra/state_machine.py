@@ -90,7 +90,8 @@ def _map(function_arn: str, max_concurrency: int, reader: dict[str, Any] | None)
 def definition(function_arn: str, bucket: str, max_concurrency: int) -> dict[str, Any]:
     """The Amazon States Language document of the fan-out machine.
 
-    Its input: ``{"job": <the job's Lambda event>, "attempt": <the claim's attempt id>}``.
+    Its input: ``{"job": <the job's Lambda event>, "attempt": <the claim's attempt id>,
+    "media": <what the probe found>}`` (processor.fanout_steps.FanoutStarter).
     """
     reader = {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
               "Parameters": {"Bucket": bucket, "Key.$": "$.prepared.items_key"}}
@@ -98,7 +99,7 @@ def definition(function_arn: str, bucket: str, max_concurrency: int) -> dict[str
         "Comment": "One job's segments encoded by many invocations (processor.fanout).",
         "StartAt": "Prepare",
         "States": {
-            "Prepare": {**_invoke(function_arn, PREPARE),
+            "Prepare": {**_invoke(function_arn, PREPARE, **{"media.$": "$.media"}),
                         "ResultSelector": {"items.$": "$.Payload.items", "items_key.$": "$.Payload.items_key"},
                         "ResultPath": "$.prepared", "Next": "Items", "Catch": _CATCH},
             "Items": {"Type": "Choice",

@@ -23,6 +23,7 @@ from fractions import Fraction
 from typing import Any, Mapping, Sequence
 
 from processor.command import cut_frames
+from processor.errors import ProcessorError, TransientError
 from processor.plan import Segment
 
 # An item pays a cold start, a download and a probe before it encodes: a few seconds, worth it
@@ -44,6 +45,18 @@ ITEMS_KEY = "fanout-items/{job_id}/{execution}.json"
 # "<error_type>: <message>" (an errorType that is a class name cannot carry the row's type).
 STEP_FAILED = "StepFailed"
 _STEP_MESSAGE = re.compile(r"([a-z_]+): (.*)", re.DOTALL)
+
+
+class StepRetry(TransientError):
+    """A fan-out step hit a transient failure: the state machine's Retry runs it again."""
+
+
+class StepFailed(ProcessorError):
+    """A fan-out step failed for good; its message is ``"<error_type>: <reason>"`` (``failure_of``)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
 
 
 @dataclass(frozen=True)
@@ -163,10 +176,6 @@ def state_machine_arn(function_arn: str, name: str) -> str:
     return f"arn:{partition}:states:{region}:{account}:stateMachine:{name}"
 
 
-def step_failure_message(error_type: str, message: str) -> str:
-    return f"{error_type}: {message}"
-
-
 def failure_of(error: Any) -> tuple[str, str]:
     """(error_type, message) for the row, from what a Catch put in the fail step's input:
     ``{"Error": name, "Cause": text}``, where a Lambda error's Cause is its JSON report."""
@@ -185,3 +194,21 @@ def failure_of(error: Any) -> tuple[str, str]:
     if name in ("States.Timeout", "Sandbox.Timedout"):
         return "timeout", f"a fan-out step ran out of time ({name}): {detail or cause or ''}".rstrip(": ")
     return "processing_error", f"fan-out step failed with {name}: {detail or cause or 'no detail'}"
+
+
+# The encode's cost, from the issue's measurements (pinned ffmpeg 6.0, 1080p30, veryfast/23, a
+# caption on every frame): 160.8 CPU-seconds for 120 s of video, and 82.7 s of wall time on 2
+# vCPUs (1.94 cores busy) or 31.4 s on 6 (5.2 busy). Lambda gives one vCPU per 1,769 MB.
+CPU_SECONDS_PER_REFERENCE_SECOND = 160.8 / 120
+REFERENCE_PIXEL_RATE = 1920 * 1080 * 30
+LAMBDA_MB_PER_VCPU = 1769
+MAX_VCPUS = 6
+BUSY_SHARE = 0.87  # of the vCPUs that x264 keeps busy (5.2 of 6, 1.94 of 2 measured)
+
+
+def estimated_encode_seconds(duration: float, width: int, height: int, rate: Fraction, memory_mb: int) -> float:
+    """Wall seconds to encode ``duration`` seconds of output at that size and rate, with the
+    CPU a function of ``memory_mb`` gets: what decides whether one item fits the time limit."""
+    vcpus = min(MAX_VCPUS, memory_mb / LAMBDA_MB_PER_VCPU)
+    cpu_seconds = duration * CPU_SECONDS_PER_REFERENCE_SECOND * (width * height * float(rate)) / REFERENCE_PIXEL_RATE
+    return cpu_seconds / (vcpus * BUSY_SHARE)

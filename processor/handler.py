@@ -5,7 +5,10 @@ what matters is the job row and the exception. Permanent errors return after mar
 FAILED; transient ones raise so Lambda's async retry runs the job again.
 
 The same function runs the stuck-job sweep when its schedule invokes it with
-``{"action": "sweep", ...}`` (`processor.sweep`).
+``{"action": "sweep", ...}`` (`processor.sweep`), and the steps of a fan-out when its state
+machine invokes it with ``{"fanout": "prepare" | "item" | "finish" | "fail", ...}``
+(`processor.fanout_steps`). A job that qualifies for fan-out (``FANOUT_*``) is claimed and
+probed here, then handed to a new execution instead of being encoded.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, Mapping
 
 from processor.contract import parse_event
 from processor.logs import log
+from processor.fanout_steps import FanoutStarter, FanoutSteps, is_step_event
 from processor.pipeline import build_runner
 from processor.sweep import is_sweep_event, scheduled_sweep
 
@@ -32,6 +36,10 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     runner = build_runner("lambda")
     if is_sweep_event(event):
         return scheduled_sweep(event, runner.store, context.function_name, deadline)
+    if is_step_event(event):
+        return FanoutSteps(runner).run(event, deadline)
+    if runner.settings.fanout is not None:
+        runner.fanout = FanoutStarter(runner.settings.fanout, context.invoked_function_arn)
     # A duplicate of a job another attempt holds waits here for it to finish or lapse: raising
     # at once would spend Lambda's two retries within three minutes of a long job.
     outcome = runner.run_request(lambda: parse_event(event, expected_bucket=runner.settings.bucket), job_id,

@@ -87,20 +87,26 @@ class JobStore:
 
     def _update(self, what: str, job_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
         """Run one conditional update; False when the condition did not hold."""
+        return self._updated(what, job_id, expression, condition, values) is not None
+
+    def _updated(self, what: str, job_id: str, expression: str, condition: str,
+                 values: dict[str, Any]) -> dict[str, Any] | None:
+        """Run one conditional update; the attributes it changed, None when the condition did not hold."""
         with aws_call(f"DynamoDB {what} of job {job_id}"):
             try:
-                self.table.update_item(
+                response = self.table.update_item(
                     Key={"video_id": job_id},
                     UpdateExpression=expression,
                     ConditionExpression=condition,
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=values,
+                    ReturnValues="UPDATED_NEW",
                 )
             except ClientError as error:
                 if _is_condition_failure(error):
-                    return False
+                    return None
                 raise
-        return True
+        return response.get("Attributes", {})
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with aws_call(f"DynamoDB read of job {job_id}"):
@@ -153,6 +159,46 @@ class JobStore:
             expression += " REMOVE current_segment"
         if not self._update("progress", job_id, expression, _OWNED, values):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def held(self, job_id: str, attempt_id: str) -> dict[str, Any]:
+        """The row of a job this attempt holds; a fan-out step runs only under its execution's claim."""
+        row = self.get(job_id) or {}
+        if row.get("status") != PROCESSING or row.get("processing_attempt_id") != attempt_id:
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id} "
+                                 f"(it is {row.get('status', 'without a row')})")
+        return row
+
+    def renew(self, job_id: str, attempt_id: str) -> None:
+        """Renew the lease without touching progress: a fan-out item's heartbeat while it encodes."""
+        if not self._update("lease renewal", job_id, "SET lease_expires_at = :lease", _OWNED,
+                            {":lease": self._lease(), ":attempt": attempt_id, ":processing": PROCESSING}):
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def start_counting(self, job_id: str, attempt_id: str, total: int) -> None:
+        """A fan-out's plan on the row: ``total`` segments to encode, none done yet (``count_done``)."""
+        if not self._update(
+            "segment count", job_id,
+            "SET total_segments = :total, segments_planned = :total, lease_expires_at = :lease, updated_at = :now "
+            "REMOVE segments_done",
+            _OWNED,
+            {":total": total, ":lease": self._lease(), ":now": utc_timestamp(), ":attempt": attempt_id,
+             ":processing": PROCESSING},
+        ):
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def count_done(self, job_id: str, attempt_id: str, indices: Sequence[int]) -> int:
+        """Record segments ``indices`` as done and renew the lease; how many are done now.
+
+        Items finish in any order, at once: an atomic ADD into a number set, never a read then a
+        write, and a retried item that already counted its segments counts nothing twice.
+        """
+        changed = self._updated(
+            "segment count", job_id, "ADD segments_done :indices SET lease_expires_at = :lease, updated_at = :now",
+            _OWNED, {":indices": set(indices), ":lease": self._lease(), ":now": utc_timestamp(),
+                     ":attempt": attempt_id, ":processing": PROCESSING})
+        if changed is None:
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+        return len(changed["segments_done"])
 
     def save_text_variations(self, job_id: str, attempt_id: str, variations: TextVariations) -> None:
         """Store base_vary's texts before any segment is encoded: every later attempt reuses them."""

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import boto3
 
@@ -38,7 +38,8 @@ from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorEr
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.plan import Segment, candidate_texts, plan
-from processor.probe import probe
+from processor.probe import MediaInfo, probe
+from processor.command import stream_copy_possible
 from processor import progress_update as stages
 from processor.progress import ProgressReporter
 from processor.publisher import ProgressPublisher, progress_publisher
@@ -46,6 +47,8 @@ from processor.storage import VideoStorage
 from processor.text_model import generate_texts
 from processor.variations import MODEL, apply, drawable, wants_variations
 
+if TYPE_CHECKING:  # processor.fanout_steps builds on this module
+    from processor.fanout_steps import FanoutStarter
 
 BUSY_POLL_SECONDS = 3.0
 ROW_POLL_SECONDS = 0.5
@@ -76,7 +79,7 @@ class InternalError(ProcessorError):
 @dataclass(frozen=True)
 class Outcome:
     job_id: str
-    status: str  # completed | failed | skipped | refused
+    status: str  # completed | failed | skipped | refused | fanned_out (a Step Functions execution runs it)
     output_keys: list[str] = field(default_factory=list)
     error_type: str | None = None
     message: str | None = None
@@ -93,12 +96,14 @@ def check_deadline(deadline: float) -> None:
 
 class JobRunner:
     def __init__(self, settings: Settings, store: JobStore, storage: VideoStorage, backend: str,
-                 publisher: ProgressPublisher | None = None) -> None:
+                 publisher: ProgressPublisher | None = None, fanout: FanoutStarter | None = None) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
         self.backend = backend
         self.publisher = publisher
+        # Lambda only: starts a Step Functions execution for a job that qualifies (processor.fanout_steps).
+        self.fanout = fanout
 
     def run_request(self, parse: Callable[[], Job], job_id: Any, *, deadline: float, wait_if_busy: bool) -> Outcome:
         """Validate (``parse``) then run; a job that breaks the contract is failed, not retried."""
@@ -194,7 +199,13 @@ class JobRunner:
                 segments = plan(job, media.duration)
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
-                segments = self._vary_texts(job, segments, claim, reporter)
+                if self._fans_out(job, segments, media):
+                    # The execution holds this claim from here: its steps renew the lease and
+                    # end the job (processor.fanout_steps).
+                    started = self.fanout.start(job, claim, media)
+                    return Outcome(job.job_id, "fanned_out" if started else "skipped",
+                                   message=None if started else "the fan-out of this claim is already running")
+                segments = self.vary_texts(job, segments, claim, reporter)
                 (work / "segments").mkdir()
                 reporter.stage(stages.PROCESSING, message=f"Processing {len(segments)} segments...",
                                current_segment=1)
@@ -220,18 +231,24 @@ class JobRunner:
                 log("transient_error", job_id=job.job_id, level=logging.WARNING, error=str(error),
                     attempts=claim.attempts)
                 raise
-            return self._fail(job, attempt, reporter, error, planned,
-                              f"gave up after {claim.attempts} attempts: {error}")
+            return self.fail(job, attempt, reporter, error.error_type, planned,
+                             f"gave up after {claim.attempts} attempts: {error}")
         except ProcessorError as error:
-            return self._fail(job, attempt, reporter, error, planned, str(error))
+            return self.fail(job, attempt, reporter, error.error_type, planned, str(error))
         except Exception as error:  # noqa: BLE001 - a bug must still end the job, not leave it PROCESSING
             logging.getLogger("processor").exception("unexpected error")
-            return self._fail(job, attempt, reporter, InternalError(), planned,
+            return self.fail(job, attempt, reporter, InternalError.error_type, planned,
                               f"internal error: {type(error).__name__}: {error}")
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
-    def _vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
+    def _fans_out(self, job: Job, segments: list[Segment], media: MediaInfo) -> bool:
+        # A stream copy cuts at the input's keyframes, which items encoded apart cannot agree on.
+        copying = self.settings.encode.stream_copy and stream_copy_possible(media, segments)
+        return (self.fanout is not None and not copying
+                and self.fanout.settings.qualifies(len(segments), media.duration))
+
+    def vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
         """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.
 
         Storing first is what makes a retry, a duplicate or the other backend burn in the same
@@ -253,17 +270,18 @@ class JobRunner:
                 reason=variations.reason, model=self.settings.text_model.model)
         return apply(segments, variations.fitted(len(segments), base_text))
 
-    def _fail(self, job: Job, attempt: str, reporter: ProgressReporter, error: ProcessorError, planned: int,
-              message: str) -> Outcome:
-        marked = self.store.fail(job.job_id, attempt, message, error.error_type)
+    def fail(self, job: Job, attempt: str, reporter: ProgressReporter, error_type: str, planned: int,
+             message: str) -> Outcome:
+        """FAILED under this attempt's claim, its ``planned`` segment keys removed, the browser told."""
+        marked = self.store.fail(job.job_id, attempt, message, error_type)
         if marked:
             # Only the holder of the job may remove its segments: a newer attempt may be writing them.
             self.storage.delete(job, planned)
-        log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error.error_type, error=message)
+        log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error_type, error=message)
         if marked:
             # Told only with the row: a job another attempt now holds has not failed.
             reporter.failed(message)
-        return Outcome(job.job_id, "failed", error_type=error.error_type, message=message)
+        return Outcome(job.job_id, "failed", error_type=error_type, message=message)
 
 
 @cache

@@ -1,0 +1,213 @@
+"""Fan-out on real parts: the state machine the Pulumi program declares, run by moto's own Step
+Functions interpreter, its Lambda tasks run by the local Lambda from the built zips.
+
+The function runs small (128 MB, 120 s) so that a modest input is too long for one item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from infra.mocked import MINIMAL_CONFIG, run_program
+from processor.engine import EncodeSettings, cut
+from processor.contract import make_job
+from processor.plan import plan
+from processor.probe import probe
+from sandbox import backend
+from sandbox.lambda_invoker import FunctionSpec, InvokerUnavailable, LocalLambda
+from sandbox.media import gray_frame, make_video, mean_abs_diff
+from sandbox.servers import ServerUnavailable
+from sandbox.step_functions import moto_with_step_functions
+from tests.jobworld import QueuedJob, queue_job
+from tests.processes import command_of, descendants, wait_until
+
+FRAME = 1 / 30
+TEXTS = ["first part", "second part", "third part", "fourth part", "fifth part", "sixth part"]
+
+
+@pytest.fixture(scope="module")
+def fanout_declared(redis_url):
+    return run_program({**MINIMAL_CONFIG, "progressRedisUrl": redis_url,
+                        "fanout": {"minSegments": 2, "minDurationSeconds": 0, "maxConcurrency": 3}},
+                       secrets=["progressRedisUrl"])
+
+
+@pytest.fixture(scope="module")
+def world(fanout_declared, shipped_zips, tmp_path_factory):
+    """moto running state machines, the declared machine created in it, the local Lambda behind it."""
+    try:
+        servers = moto_with_step_functions()
+        server, proxy = servers.__enter__()
+    except ServerUnavailable as error:
+        pytest.fail(f"moto server could not start: {error}")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in server.environment().items():
+            patch.setenv(name, value)
+        backend.create_bucket()
+        backend.create_table()
+        machine = fanout_declared.named("video-processor-fanout").inputs
+        role = fanout_declared.named("fanout-role").inputs["name"]
+        arn = boto3.client("stepfunctions").create_state_machine(
+            name=machine["name"], definition=machine["definition"], type=machine["type"],
+            roleArn=f"arn:aws:iam::123456789012:role/{role}")["stateMachineArn"]
+        layer_zip, code_zip = shipped_zips
+        spec = FunctionSpec.declared(fanout_declared.named("video-processor").inputs,
+                                     fanout_declared.function_environment, code_zip, layer_zip,
+                                     memory_mb=128, timeout_seconds=120, retry_delays=(0.5, 0.5))
+        try:
+            with LocalLambda(spec, server.environment(), tmp_path_factory.mktemp("fanout-lambda")) as local:
+                proxy.lambda_endpoint = local.endpoint
+                yield local, arn
+        except InvokerUnavailable as error:
+            pytest.fail(f"cannot run the function as Lambda does: {error}")
+        finally:
+            servers.__exit__(None, None, None)
+
+
+@pytest.fixture
+def fanout(world):
+    return world[0]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("fanout-media") / "clip.mp4", duration=24.0)
+
+
+class World:
+    bucket, table = backend.DEFAULT_BUCKET, backend.DEFAULT_TABLE
+
+
+def start_job(local: LocalLambda, video: Path, job_id: str, **event) -> tuple[QueuedJob, str]:
+    queued = queue_job(World, video, job_id)
+    return queued, local.invoke_async(queued.event(cutting_options={"type": "fixed", "duration_seconds": 4}, **event))
+
+
+def executions(arn: str) -> list[dict]:
+    return boto3.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]
+
+
+def finished(arn: str, job_id: str, timeout: float = 240) -> dict:
+    client = boto3.client("stepfunctions")
+
+    def done():
+        mine = [e for e in executions(arn) if e["name"].startswith(job_id)]
+        return mine and mine[0]["status"] != "RUNNING" and client.describe_execution(
+            executionArn=mine[0]["executionArn"])
+    return wait_until(done, timeout, lambda: f"no finished execution for {job_id}: {executions(arn)}", interval=0.5)
+
+
+def history(execution: dict) -> list[dict]:
+    """The execution's events, for an assertion's message."""
+    return boto3.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])["events"]
+
+
+def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_path):
+    local, arn = world
+    queued, request_id = start_job(local, long_clip, job_id, text_strategy="unique_for_all",
+                                   text_input={"unique_texts": TEXTS})
+    execution = finished(arn, job_id)
+    assert execution["status"] == "SUCCEEDED", json.dumps(history(execution), default=str, indent=1)
+    assert local.invocations[request_id].result["status"] == "fanned_out"
+    row = queued.wait_for("COMPLETED")
+    assert row["processed_by"] == "lambda" and len(row["segments_done"]) == 6
+    keys = [f"processed/{job_id}/segment_{i:03d}.mp4" for i in range(6)]
+    assert row["output_s3_urls"] == keys and queued.segment_keys() == keys and row["segments_created"] == 6
+
+    # The single pass on the same input, as the engine cuts it.
+    job = make_job(job_id=job_id, s3_key="x.mp4", cutting_options={"type": "fixed", "duration_seconds": 4},
+                   text_strategy="unique_for_all", text_input={"unique_texts": TEXTS})
+    single = cut(long_clip, plan(job, probe(long_clip).duration), tmp_path / "single", EncodeSettings())
+    assert len(single) == len(row["segment_durations"])
+    s3 = boto3.client("s3")
+    for segment, stored in zip(single, row["segment_durations"]):
+        fanned = tmp_path / f"fanned-{segment.index}.mp4"
+        s3.download_file(World.bucket, keys[segment.index], str(fanned))
+        assert abs(float(stored) - segment.duration) <= FRAME + 1e-6
+        assert abs(probe(fanned).duration - segment.duration) <= FRAME + 1e-6
+        # The same caption on the same frames: the top band, where it is drawn, matches.
+        for index in (0, 60):
+            width, _, ours = gray_frame(fanned, index=index)
+            theirs = gray_frame(segment.path, index=index)[2]
+            band = width * 60
+            assert mean_abs_diff(ours[:band], theirs[:band]) < 3, (segment.index, index)
+    # Progress went out per item, counted on the row; the item list never went to S3.
+    assert not [k for k in boto3.client("s3").list_objects_v2(Bucket=World.bucket, Prefix="fanout-items/")
+                .get("Contents", [])]
+
+
+def test_an_item_killed_once_is_retried_and_the_job_completes(world, long_clip, job_id):
+    local, arn = world
+    queued, _ = start_job(local, long_clip, job_id)
+
+    def item_encoding():
+        return next((pid for pid in descendants(os.getpid()) if command_of(pid).startswith(("ffmpeg", "/opt/bin/ffmpeg"))
+                     and " -ss " in command_of(pid)), None)
+    ffmpeg = wait_until(item_encoding, 120, lambda: "no item ever encoded")
+    parent = next(pid for pid in descendants(os.getpid()) if ffmpeg in descendants(pid)
+                  and "bootstrap.py" in command_of(pid))
+    os.kill(parent, signal.SIGKILL)
+    os.kill(ffmpeg, signal.SIGKILL)
+    execution = finished(arn, job_id)
+    assert execution["status"] == "SUCCEEDED", json.dumps(history(execution), default=str, indent=1)
+    row = queued.wait_for("COMPLETED")
+    assert queued.segment_keys() == row["output_s3_urls"] and len(row["output_s3_urls"]) == 6
+    killed = [i for i in local.invocations.values() if i.event.get("job", {}).get("job_id") == job_id
+              and i.error and i.error["errorType"] == "Runtime.ExitError"]
+    assert killed, "the kill did not reach an item"
+
+
+def test_an_item_failing_for_good_fails_the_job_and_leaves_no_keys(world, long_clip, job_id, tmp_path):
+    """The upload's tail is cut off behind a moov box at the front: it probes whole, so the
+    first item encodes and uploads, and the last one finds no frames."""
+    local, arn = world
+    whole = tmp_path / "whole.mp4"
+    from processor.binaries import tool
+    import subprocess
+    subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(long_clip), "-c", "copy", "-movflags", "+faststart",
+                    str(whole)], check=True)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.4)])
+    queued, _ = start_job(local, truncated, job_id)
+    execution = finished(arn, job_id)
+    assert execution["status"] == "FAILED", execution
+    row = queued.wait_for("FAILED")
+    assert row["error_type"] in ("ffmpeg_error", "not_a_video"), row
+    assert "segment" in row["error_message"] or "ffmpeg" in row["error_message"], row["error_message"]
+    assert queued.segment_keys() == []
+
+
+def test_a_duplicate_delivery_during_the_execution_neither_starts_nor_encodes(world, long_clip, job_id):
+    local, arn = world
+    queued, request_id = start_job(local, long_clip, job_id)
+    wait_until(lambda: executions(arn) and any(e["name"].startswith(job_id) for e in executions(arn)), 60,
+               lambda: "the execution never started")
+    duplicate = local.redeliver(request_id)
+    assert finished(arn, job_id)["status"] == "SUCCEEDED"
+    queued.wait_for("COMPLETED")
+    local.wait_idle(240)
+    assert duplicate.result["status"] == "skipped", duplicate.result
+    assert len([e for e in executions(arn) if e["name"].startswith(job_id)]) == 1
+
+
+def test_a_job_whose_item_cannot_finish_in_time_fails_at_prepare(world, job_id, tmp_path):
+    local, arn = world
+    big = make_video(tmp_path / "big.mp4", duration=80.0, width=640, height=480, audio=False)
+    queued = queue_job(World, big, job_id)
+    local.invoke_async(queued.event(cutting_options={"type": "fixed", "duration_seconds": 40}))
+    execution = finished(arn, job_id)
+    assert execution["status"] == "FAILED"
+    row = queued.wait_for("FAILED")
+    assert row["error_type"] == "timeout" and "need about" in row["error_message"], row
+    assert "128 MB" in row["error_message"]
+    assert queued.segment_keys() == []
+    history = boto3.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered[:1] == ["Prepare"] and "EncodeInline" not in entered and "Fail" in entered
