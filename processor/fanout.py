@@ -203,12 +203,14 @@ CPU_SECONDS_PER_REFERENCE_SECOND = 160.8 / 120
 REFERENCE_PIXEL_RATE = 1920 * 1080 * 30
 LAMBDA_MB_PER_VCPU = 1769
 MAX_VCPUS = 6
-BUSY_SHARE = 0.87  # of the vCPUs that x264 keeps busy (5.2 of 6, 1.94 of 2 measured)
+# The share of its vCPUs x264 keeps busy: 1.94 of 2 (0.97), 5.2 of 6 (0.87) measured; in between, a line.
+BUSY_SHARE_AT_2, BUSY_SHARE_AT_6 = 0.97, 0.87
 
 
 def estimated_encode_seconds(duration: float, width: int, height: int, rate: Fraction, memory_mb: int) -> float:
     """Wall seconds to encode ``duration`` seconds of output at that size and rate, with the
     CPU a function of ``memory_mb`` gets: what decides whether one item fits the time limit."""
     vcpus = min(MAX_VCPUS, memory_mb / LAMBDA_MB_PER_VCPU)
+    busy = BUSY_SHARE_AT_2 + (BUSY_SHARE_AT_6 - BUSY_SHARE_AT_2) * min(1.0, max(0.0, (vcpus - 2) / 4))
     cpu_seconds = duration * CPU_SECONDS_PER_REFERENCE_SECOND * (width * height * float(rate)) / REFERENCE_PIXEL_RATE
-    return cpu_seconds / (vcpus * BUSY_SHARE)
+    return cpu_seconds / (vcpus * busy)
