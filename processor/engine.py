@@ -9,18 +9,20 @@ without any error.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from processor import command as commands
 from processor import subtitles
 from processor.binaries import font_table, fonts_dir, tool
 from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
-from processor.fanout import ItemCut
+from processor.fanout import Item, ItemCut, item_cut, plan_items
 from processor.overlay import clean
 from processor.plan import Segment
 from processor.probe import MediaInfo, keyframe_times, probe
@@ -171,6 +173,45 @@ def cut_item(input_path: Path, part: ItemCut, out_dir: Path, settings: EncodeSet
     try:
         return _encode(input_path, media, part.segments, out_dir, settings, on_progress, deadline,
                        first_frame=part.first_frame, frames=part.frames)
+    except BaseException:
+        _clear_outputs(out_dir)
+        raise
+
+
+def cut_in_items(input_path: Path, segments: list[Segment], out_dir: Path, settings: EncodeSettings, *, jobs: int,
+                 media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None) -> list[SegmentFile]:
+    """The fan-out's path on this machine: every item (processor.fanout.plan_items) encoded on
+    its own by ``cut_item``, ``jobs`` at a time as the state machine's Map runs them, into the
+    files ``cut`` writes."""
+    input_path, out_dir = Path(input_path), Path(out_dir)
+    media = _start(input_path, segments, out_dir, media, None)
+    rate = commands.output_rate(media)
+    items = plan_items(segments)
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def encode(item: Item) -> list[SegmentFile]:
+        work = out_dir / f".item-{item.first:03d}"
+        try:
+            files = cut_item(input_path, item_cut(segments, item, rate), work, settings, media=media)
+            placed = []
+            for file in files:
+                index = item.first + file.index
+                target = out_dir / commands.segment_name(index)
+                file.path.replace(target)
+                placed.append(replace(file, index=index, path=target, start=segments[index].start,
+                                      end=segments[index].end))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        with lock:
+            finished.append(item.count)
+            if on_progress:
+                on_progress(sum(finished) / len(segments))
+        return placed
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            return [file for files in pool.map(encode, items) for file in files]
     except BaseException:
         _clear_outputs(out_dir)
         raise

@@ -89,9 +89,9 @@ class JobStore:
         """Run one conditional update; False when the condition did not hold."""
         return self._updated(what, job_id, expression, condition, values) is not None
 
-    def _updated(self, what: str, job_id: str, expression: str, condition: str,
-                 values: dict[str, Any]) -> dict[str, Any] | None:
-        """Run one conditional update; the attributes it changed, None when the condition did not hold."""
+    def _updated(self, what: str, job_id: str, expression: str, condition: str, values: dict[str, Any],
+                 returns: str = "UPDATED_NEW") -> dict[str, Any] | None:
+        """Run one conditional update; the attributes ``returns`` asks for, None when the condition did not hold."""
         with aws_call(f"DynamoDB {what} of job {job_id}"):
             try:
                 response = self.table.update_item(
@@ -100,7 +100,7 @@ class JobStore:
                     ConditionExpression=condition,
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=values,
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues=returns,
                 )
             except ClientError as error:
                 if _is_condition_failure(error):
@@ -195,7 +195,9 @@ class JobStore:
         changed = self._updated(
             "segment count", job_id, "ADD segments_done :indices SET lease_expires_at = :lease, updated_at = :now",
             _OWNED, {":indices": set(indices), ":lease": self._lease(), ":now": utc_timestamp(),
-                     ":attempt": attempt_id, ":processing": PROCESSING})
+                     ":attempt": attempt_id, ":processing": PROCESSING},
+            # Segments already counted change nothing, and an unchanged attribute is not "updated".
+            returns="ALL_NEW")
         if changed is None:
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
         return len(changed["segments_done"])

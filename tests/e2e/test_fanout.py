@@ -6,10 +6,11 @@ The function runs small (128 MB, 120 s) so that a modest input is too long for o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
-import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -17,7 +18,10 @@ import pytest
 
 from infra.mocked import MINIMAL_CONFIG, run_program
 from processor.engine import EncodeSettings, cut
-from processor.contract import make_job
+from processor.contract import make_job, parse_event
+from processor.fanout import FanoutSettings
+from processor.fanout_steps import FanoutStarter
+from processor.jobs import JobStore
 from processor.plan import plan
 from processor.probe import probe
 from sandbox import backend
@@ -211,3 +215,24 @@ def test_a_job_whose_item_cannot_finish_in_time_fails_at_prepare(world, job_id, 
     history = boto3.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     assert entered[:1] == ["Prepare"] and "EncodeInline" not in entered and "Fail" in entered
+
+
+def test_a_second_start_of_the_same_claim_makes_no_second_execution(world, long_clip, job_id):
+    """Step Functions keys an execution by its name, derived from the job and its claim: a second
+    start is refused (or, in AWS, answered with the running one), and the job completes once."""
+    local, arn = world
+    queued = queue_job(World, long_clip, job_id)
+    store = JobStore(World.table)
+    claim = store.claim(job_id, uuid.uuid4().hex, "lambda")
+    job = parse_event(queued.event(cutting_options={"type": "fixed", "duration_seconds": 4}))
+    starter = FanoutStarter(FanoutSettings(arn.rsplit(":", 1)[1], 2, 0), local.arn)
+    assert starter.arn == arn
+    media = probe(long_clip)
+    assert starter.start(job, claim, media) is True
+    starter.start(job, claim, media)
+    other_input = dataclasses.replace(media, duration=media.duration - 1)
+    assert starter.start(job, claim, other_input) is False
+    execution = finished(arn, job_id)
+    assert execution["status"] == "SUCCEEDED", json.dumps(history(execution), default=str, indent=1)
+    assert [e["name"] for e in executions(arn) if e["name"].startswith(job_id)] == [f"{job_id}-1"]
+    assert len(queued.wait_for("COMPLETED")["output_s3_urls"]) == 6
