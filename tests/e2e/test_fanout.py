@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from infra.mocked import MINIMAL_CONFIG, run_program
 from processor.engine import EncodeSettings, cut
+from processor.binaries import tool
 from processor.contract import make_job, parse_event
 from processor.fanout import FanoutSettings
 from processor.fanout_steps import FanoutStarter
@@ -173,8 +175,6 @@ def test_an_item_failing_for_good_fails_the_job_and_leaves_no_keys(world, long_c
     first item encodes and uploads, and the last one finds no frames."""
     local, arn = world
     whole = tmp_path / "whole.mp4"
-    from processor.binaries import tool
-    import subprocess
     subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(long_clip), "-c", "copy", "-movflags", "+faststart",
                     str(whole)], check=True)
     truncated = tmp_path / "truncated.mp4"
