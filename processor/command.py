@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # processor.subtitles builds on this module's frame arithmeti
     from processor.subtitles import Caption, Captions
 
 SEGMENT_TEMPLATE = "segment_%03d.mp4"
+HTTP_PROTOCOLS = "http,tcp"
 CAPTION_NAME = "caption_{:03d}.png"
 # 120/240 fps phone slow-motion costs Lambda two to four times the encoding for frames a
 # feed does not show; very low rates are raised so every planned segment gets frames.
@@ -141,9 +143,24 @@ def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str,
     return ranges
 
 
-def source(input_path: Path, **input_options: object) -> FilterableStream:
-    """The upload as an ffmpeg input, local files only (``INPUT_OPTIONS``), with the caller's
-    input options (for example ``ss`` to seek before decoding)."""
+@dataclass(frozen=True)
+class HttpInput:
+    """The upload read over HTTP from loopback (processor.ranged_input): only ``http`` and
+    ``tcp``, and the demuxer the local probe found, so no playlist demuxer can open other URLs."""
+
+    url: str
+    container: str
+
+
+Input = Path | HttpInput
+
+
+def source(input_path: Input, **input_options: object) -> FilterableStream:
+    """The upload as an ffmpeg input, local files only (``INPUT_OPTIONS``) or ``HttpInput``, with
+    the caller's input options (for example ``ss`` to seek before decoding)."""
+    if isinstance(input_path, HttpInput):
+        return ffmpeg.input(input_path.url, protocol_whitelist=HTTP_PROTOCOLS, f=input_path.container,
+                            **input_options)
     return ffmpeg.input(str(Path(input_path).absolute()), **INPUT_OPTIONS, **input_options)
 
 
@@ -250,7 +267,7 @@ def _mapped(upload: FilterableStream, video: FilterableStream, media: MediaInfo)
     return [video, upload["a:0"]] if media.has_audio else [video]
 
 
-def encode_command(ffmpeg_path: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
+def encode_command(ffmpeg_path: str, input_path: Input, media: MediaInfo, segments: Sequence[Segment],
                    out_dir: Path, *, preset: str, crf: int,
                    pictures: Sequence[tuple[Path, Caption]] = (), first_frame: int = 0,
                    frames: int | None = None) -> list[str]:

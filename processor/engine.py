@@ -162,13 +162,16 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
         raise
 
 
-def cut_item(input_path: Path, part: ItemCut, out_dir: Path, settings: EncodeSettings, *,
+def cut_item(input_path: commands.Input, part: ItemCut, out_dir: Path, settings: EncodeSettings, *,
              media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None,
              deadline: float | None = None) -> list[SegmentFile]:
     """One fan-out item (processor.fanout.item_cut): its segments as ``segment_000.mp4``... in
     ``out_dir``, frame for frame those of the single pass. Always re-encoded: a stream copy
-    cuts at keyframes, which items encoded apart could not agree on."""
-    input_path, out_dir = Path(input_path), Path(out_dir)
+    cuts at keyframes, which items encoded apart could not agree on. An ``HttpInput`` needs
+    ``media``: what the probe of the local file found."""
+    out_dir = Path(out_dir)
+    if media is None and isinstance(input_path, commands.HttpInput):
+        raise ValueError("an item read over HTTP needs the media info of the probe")
     media = _start(input_path, part.segments, out_dir, media, deadline)
     try:
         return _encode(input_path, media, part.segments, out_dir, settings, on_progress, deadline,
@@ -217,7 +220,7 @@ def cut_in_items(input_path: Path, segments: list[Segment], out_dir: Path, setti
         raise
 
 
-def _start(input_path: Path, segments: Sequence[Segment], out_dir: Path, media: MediaInfo | None,
+def _start(input_path: commands.Input, segments: Sequence[Segment], out_dir: Path, media: MediaInfo | None,
            deadline: float | None) -> MediaInfo:
     """The checks before any ffmpeg runs, and an empty ``out_dir``; the input's media info."""
     _check_plan(segments)
@@ -239,7 +242,7 @@ def _copy(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_d
     return _collect(out_dir, list(zip(edges, edges[1:])), None, deadline)
 
 
-def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
+def _encode(input_path: commands.Input, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
             settings: EncodeSettings, on_progress: Callable[[float], None] | None,
             deadline: float | None, first_frame: int = 0, frames: int | None = None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:

@@ -39,6 +39,9 @@ MODES = (PREPARE, ITEM, FINISH, FAIL)
 # item, so the size never binds before 9,000 items; the concurrency does).
 INLINE_MAX_ITEMS = 40
 INLINE_MAX_BYTES = 200 * 1024
+# The demuxers an item may read over HTTP (processor.ranged_input): what phones and cameras
+# write. An upload in any other container takes the single pass.
+RANGED_CONTAINERS = frozenset({"mov", "matroska", "avi", "mpegts"})
 # Where prepare puts the item list of a distributed Map; the state machine may read only these.
 ITEMS_KEY = "fanout-items/{job_id}/{execution}.json"
 # A permanent failure of a step reaches the fail step as its Lambda error: type StepFailed and
@@ -68,8 +71,9 @@ class FanoutSettings:
     min_segments: int
     min_duration_seconds: float
 
-    def qualifies(self, segment_count: int, duration: float) -> bool:
-        return segment_count >= self.min_segments and duration >= self.min_duration_seconds
+    def qualifies(self, segment_count: int, duration: float, container: str | None) -> bool:
+        return (segment_count >= self.min_segments and duration >= self.min_duration_seconds
+                and container in RANGED_CONTAINERS)
 
 
 @dataclass(frozen=True)

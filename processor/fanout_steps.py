@@ -1,15 +1,16 @@
 """The function's fan-out steps, as the state machine (infra/state_machine.py) invokes them.
 
-The starting invocation claims the job as every job is claimed, probes it, and starts the
-execution (``start``) instead of encoding; the execution then carries that claim's attempt id
+The starting invocation claims the job as every job is claimed, probes it over HTTP without
+downloading it (``probe_upload``), and starts the execution (``start``) instead of encoding; the execution then carries that claim's attempt id
 through every step, so the steps write the row only while the claim is theirs (the job row's
 conditions, processor.jobs), and a step of a superseded execution changes nothing.
 
 - prepare: plans again (processor.plan is deterministic), checks that the longest item can
   finish inside the function's time limit, asks the model for base_vary's texts and stores
   them, puts the plan's size on the row, and returns the items (or their S3 key);
-- item: downloads the input, encodes its segments (processor.engine.cut_item) and uploads them
-  with their durations, renewing the lease while it works; counts them done on the row;
+- item: reads the upload's bytes it needs over a loopback HTTP server (processor.ranged_input),
+  encodes its segments (processor.engine.cut_item) and uploads them with their durations,
+  renewing the lease while it works; counts them done on the row;
 - finish: reads every planned key's duration from S3, then COMPLETED under the claim;
 - fail: FAILED with the reason that reached it, and the job's keys removed.
 """
@@ -32,23 +33,26 @@ from botocore.exceptions import ClientError
 from processor import backend_env
 from processor import progress_update as stages
 from processor.aws_errors import aws_call
-from processor.command import output_rate, output_size
+from processor.command import HTTP_PROTOCOLS, HttpInput, output_rate, output_size
 from processor.contract import Job, parse_event
 from processor.engine import cut_item
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
-from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, FanoutSettings, Item, StepFailed,
+from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RANGED_CONTAINERS, FanoutSettings, Item,
+                              StepFailed,
                               StepRetry, estimated_encode_seconds, execution_name, failure_of, inline, item_cut,
                               plan_items, state_machine_arn)
 from processor.jobs import Claim
 from processor.logs import log
 from processor.pipeline import JobRunner
 from processor.plan import Segment, plan
-from processor.probe import MediaInfo, probe
+from processor.probe import MediaInfo, probe_url
+from processor.ranged_input import RangedInput
 from processor.progress import ProgressReporter
+from processor.storage import VideoStorage
 from processor.variations import TextVariations, apply, wants_variations
 
 DEFAULT_MEMORY_MB = 3008
-# What an item spends besides encoding: start-up, the download, the probe, the upload.
+# What an item spends besides encoding: start-up, reading the index, the upload.
 ITEM_OVERHEAD_SECONDS = 15.0
 
 
@@ -64,6 +68,13 @@ def media_from_dict(value: dict[str, Any]) -> MediaInfo:
     return MediaInfo(**{**value, "fps": Fraction(value["fps"])})
 
 
+def probe_upload(storage: VideoStorage, key: str) -> MediaInfo:
+    """What ffprobe finds in an upload, reading only its index over HTTP: whether a job fans out
+    is known before any download, and a job that does is never downloaded whole."""
+    with RangedInput(storage.s3, storage.bucket, key) as upload:
+        return probe_url(upload.url, Path(key).name, HTTP_PROTOCOLS, ",".join(sorted(RANGED_CONTAINERS)))
+
+
 class FanoutStarter:
     """Starts the fan-out execution of a claimed job (the Lambda side of JobRunner's hook)."""
 
@@ -71,6 +82,9 @@ class FanoutStarter:
         self.settings = settings
         self.arn = state_machine_arn(function_arn, settings.state_machine)
         self.client = client or boto3.client("stepfunctions", region_name=backend_env.region())
+
+    def probe(self, storage: VideoStorage, key: str) -> MediaInfo:
+        return probe_upload(storage, key)
 
     def start(self, job: Job, claim: Claim, media: MediaInfo) -> bool:
         """Start the execution for this claim; False when it was already started, which Step
@@ -106,7 +120,8 @@ class FanoutSteps:
                 return self.fail(job, attempt, event.get("error"))
             steps: dict[str, Callable[[], dict[str, Any]]] = {
                 PREPARE: lambda: self.prepare(job, attempt, media_from_dict(event["media"]), deadline),
-                ITEM: lambda: self.item(job, attempt, Item.from_dict(event.get("item")), deadline),
+                ITEM: lambda: self.item(job, attempt, Item.from_dict(event.get("item")), media_from_dict(event["media"]),
+                                        deadline),
                 FINISH: lambda: self.finish(job, attempt),
             }
             return steps[mode]()
@@ -166,18 +181,18 @@ class FanoutSteps:
                     f"{float(rate):g} fps) need about {needed:.0f} s to encode with {self.memory_mb} MB, more than "
                     f"the {budget:.0f} s an invocation has: use shorter segments, or more memory or time for the function")
 
-    def item(self, job: Job, attempt: str, item: Item, deadline: float) -> dict[str, Any]:
+    def item(self, job: Job, attempt: str, item: Item, media: MediaInfo, deadline: float) -> dict[str, Any]:
         store, storage = self.runner.store, self.runner.storage
         row = store.held(job.job_id, attempt)
         heartbeat = _Heartbeat(lambda: store.renew(job.job_id, attempt), store.lease_seconds / 4)
-        with tempfile.TemporaryDirectory(dir=self.runner.settings.scratch_dir, prefix="item-") as scratch:
-            work = Path(scratch)
-            source = storage.download(job.s3_key, work)
-            media = probe(source)
-            segments = self._segments(job, media.duration, row)
-            part = item_cut(segments, item, output_rate(media))
-            files = cut_item(source, part, work / "segments", self.runner.settings.encode, media=media,
-                             on_progress=lambda _: heartbeat(), deadline=deadline)
+        segments = self._segments(job, media.duration, row)
+        part = item_cut(segments, item, output_rate(media))
+        # Only the bytes of its own segments (and the index) are read: not the whole upload.
+        with tempfile.TemporaryDirectory(dir=self.runner.settings.scratch_dir, prefix="item-") as scratch, \
+                RangedInput(storage.s3, storage.bucket, job.s3_key) as upload:
+            files = cut_item(HttpInput(upload.url, media.container), part, Path(scratch) / "segments",
+                             self.runner.settings.encode, media=media, on_progress=lambda _: heartbeat(),
+                             deadline=deadline)
             storage.upload_segments(job, [f.path for f in files], lambda _: heartbeat(), first=item.first,
                                     durations=[f.duration for f in files])
         done = store.count_done(job.job_id, attempt, range(item.first, item.first + item.count))
@@ -186,7 +201,7 @@ class FanoutSteps:
         reporter.stage(stages.PROCESSING, fraction=done / len(segments), current_segment=done)
         reporter.close()
         log("fanout_item_done", job_id=job.job_id, first=item.first, count=item.count, done=done,
-            total=len(segments))
+            total=len(segments), bytes_read=upload.bytes_served, input_bytes=upload.size)
         return {"done": done}
 
     def finish(self, job: Job, attempt: str) -> dict[str, Any]:

@@ -38,8 +38,8 @@ from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorEr
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.plan import Segment, candidate_texts, plan
-from processor.probe import MediaInfo, probe
 from processor.command import stream_copy_possible
+from processor.probe import probe
 from processor import progress_update as stages
 from processor.progress import ProgressReporter
 from processor.publisher import ProgressPublisher, progress_publisher
@@ -188,6 +188,10 @@ class JobRunner:
                                                 f"({claim.upload_key!r} on the job row)")
             # Before the download: a caption no font can draw fails the job at once.
             check_texts(candidate_texts(job.text_strategy, job.text_input))
+            if self.fanout is not None:
+                fanned_out = self._fan_out(job, claim, reporter)
+                if fanned_out is not None:
+                    return fanned_out
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
                 work = Path(scratch)
                 reporter.stage(stages.DOWNLOADING)
@@ -199,12 +203,6 @@ class JobRunner:
                 segments = plan(job, media.duration)
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
-                if self._fans_out(job, segments, media):
-                    # The execution holds this claim from here: its steps renew the lease and
-                    # end the job (processor.fanout_steps).
-                    started = self.fanout.start(job, claim, media)
-                    return Outcome(job.job_id, "fanned_out" if started else "skipped",
-                                   message=None if started else "the fan-out of this claim is already running")
                 segments = self.vary_texts(job, segments, claim, reporter)
                 (work / "segments").mkdir()
                 reporter.stage(stages.PROCESSING, message=f"Processing {len(segments)} segments...",
@@ -242,11 +240,24 @@ class JobRunner:
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
-    def _fans_out(self, job: Job, segments: list[Segment], media: MediaInfo) -> bool:
+    def _fan_out(self, job: Job, claim: Claim, reporter: ProgressReporter) -> Outcome | None:
+        """Start the fan-out when the job qualifies, from a probe that reads only the upload's
+        index; None: the job takes the single pass (which reports its own probe's errors)."""
+        try:
+            media = self.fanout.probe(self.storage, job.s3_key)
+        except ProcessorError as error:
+            log("fanout_probe_failed", job_id=job.job_id, error=str(error))
+            return None
+        segments = plan(job, media.duration)
         # A stream copy cuts at the input's keyframes, which items encoded apart cannot agree on.
         copying = self.settings.encode.stream_copy and stream_copy_possible(media, segments)
-        return (self.fanout is not None and not copying
-                and self.fanout.settings.qualifies(len(segments), media.duration))
+        if copying or not self.fanout.settings.qualifies(len(segments), media.duration, media.container):
+            return None
+        reporter.plan([segment.end for segment in segments])
+        # The execution holds this claim from here: its steps renew the lease and end the job.
+        started = self.fanout.start(job, claim, media)
+        return Outcome(job.job_id, "fanned_out" if started else "skipped",
+                       message=None if started else "the fan-out of this claim is already running")
 
     def vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
         """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.
