@@ -33,12 +33,15 @@ MODEL_SECONDS, MODEL_SEGMENTS = 3600, 60
 LAMBDA_LIMIT_SECONDS = 900
 # us-east-1 prices (DESIGN section 4): x86_64 GB-second, per request; Standard workflow transition.
 GB_SECOND, PER_REQUEST, PER_TRANSITION = 0.0000166667, 0.20 / 1e6, 0.025 / 1000
-# What an item does besides encoding, in Lambda (not measured here: no Lambda in this run):
-# a cold start with the layer (about 1 s), the input's download, its upload (about 1 s a
-# segment), and Step Functions' scheduling of the task (tens of milliseconds a state).
+# What an invocation does besides encoding, in Lambda (not measured here: no Lambda in this
+# run): a cold start with the layer and the upload of its segments (about 3 s), and Step
+# Functions' scheduling of each task (tens of milliseconds).
 ITEM_FIXED_SECONDS = 3.0
+# The starting invocation (probe over HTTP, StartExecution), prepare and finish: about 2 s each.
+STEP_SECONDS = 2.0
 # A phone's 1080p upload is about 16 Mb/s (the input here), so 60 minutes are about 7.2 GB;
-# S3 to Lambda, boto3's parallel ranged download, about 150 MB/s.
+# S3 to Lambda about 150 MB/s. The single invocation downloads all of it; an item reads only
+# the index and its own minute (processor.ranged_input).
 UPLOAD_BYTES_PER_SECOND, S3_BYTES_PER_SECOND = 16e6 / 8, 150e6
 
 
@@ -73,35 +76,37 @@ def _busy(vcpus: float) -> float:
 
 def model(cpu_per_second_single: float, cpu_per_second_items: float) -> list[str]:
     """Lambda wall time and cost of the model's job, from the CPU seconds measured per second of video."""
-    lines = ["| how | memory | invocations | wall s | Lambda GB-s | cost $ |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| how | memory MB | invocations | wall s | Lambda GB-s | cost $ |", "|---|---:|---:|---:|---:|---:|"]
     download = MODEL_SECONDS * UPLOAD_BYTES_PER_SECOND / S3_BYTES_PER_SECOND
     segment = MODEL_SECONDS / MODEL_SEGMENTS
+    share = segment * UPLOAD_BYTES_PER_SECOND / S3_BYTES_PER_SECOND
+    # Start, Prepare, Items (Choice), the Map, every item's task, Finish, and the end.
+    transitions = 6 + 2 * MODEL_SEGMENTS
     figures = {}
     for memory in (3008, 10240):
         vcpus = min(MAX_VCPUS, memory / LAMBDA_MB_PER_VCPU)
         rate = vcpus * _busy(vcpus)
+        gb = memory / 1024
         single = download + MODEL_SECONDS * cpu_per_second_single / rate + ITEM_FIXED_SECONDS
-        single_cost = single * memory / 1024 * GB_SECOND + PER_REQUEST
-        lines.append(f"| single invocation | {memory} | 1 | {single:.0f}{' (over 900)' if single > 900 else ''} | "
-                     f"{single * memory / 1024:.0f} | {single_cost:.4f} |")
+        single_cost = single * gb * GB_SECOND + PER_REQUEST
+        lines.append(f"| single invocation | {memory} | 1 | {single:.0f}{' (over 900)' if single > LAMBDA_LIMIT_SECONDS else ''}"
+                     f" | {single * gb:.0f} | {single_cost:.4f} |")
         encode = segment * cpu_per_second_items / rate
-        item = download + encode + ITEM_FIXED_SECONDS
-        # The function's starting invocation (download, probe), prepare and finish: a few seconds each.
-        steps = 3
-        transitions = 2 + 3 + MODEL_SEGMENTS * 2 + 4  # start, choice, map, per item (enter, exit), finish, end
-        wall = download + 2 + item + 2  # start + prepare, the Map's longest item, finish
-        gb_seconds = (MODEL_SEGMENTS * item + download + 2 * steps) * memory / 1024
-        cost = gb_seconds * GB_SECOND + (MODEL_SEGMENTS + steps + 1) * PER_REQUEST + transitions * PER_TRANSITION
-        lines.append(f"| fan-out, concurrency {MODEL_SEGMENTS} | {memory} | {MODEL_SEGMENTS + steps + 1} | {wall:.0f} | "
-                     f"{gb_seconds:.0f} | {cost:.4f} |")
-        figures[memory] = (single, single_cost, wall, cost, encode)
+        item = share + encode + ITEM_FIXED_SECONDS
+        wall = 3 * STEP_SECONDS + item
+        gb_seconds = (MODEL_SEGMENTS * item + 3 * STEP_SECONDS) * gb
+        requests = MODEL_SEGMENTS + 3
+        cost = gb_seconds * GB_SECOND + requests * PER_REQUEST + transitions * PER_TRANSITION
+        lines.append(f"| fan-out, concurrency {MODEL_SEGMENTS} | {memory} | {requests} | {wall:.0f} | {gb_seconds:.0f} | "
+                     f"{cost:.4f} |")
+        figures[memory] = (single_cost, wall, cost, encode, transitions * PER_TRANSITION)
     lines.append("")
-    for memory, (single, single_cost, wall, cost, encode) in figures.items():
+    for memory, (single_cost, wall, cost, encode, steps) in figures.items():
         target = 2 * encode + 15
-        lines.append(f"- {memory} MB: one segment encodes in {encode:.0f} s; fan-out {wall:.0f} s against the target "
-                     f"2 x {encode:.0f} + 15 = {target:.0f} s ({'met' if wall <= target else 'not met'}); cost "
-                     f"{cost / single_cost:.2f}x the single invocation's (target 1.15x: "
-                     f"{'met' if cost <= 1.15 * single_cost else 'not met'}).")
+        lines.append(f"- {memory} MB: one segment encodes in {encode:.0f} s; the fan-out takes {wall:.0f} s "
+                     f"(target 2 x {encode:.0f} + 15 = {target:.0f} s: {'met' if wall <= target else 'not met'}) and "
+                     f"costs {cost / single_cost:.2f}x the single invocation (target at most 1.15x: "
+                     f"{'met' if cost <= 1.15 * single_cost else 'not met'}), of which ${steps:.4f} are state transitions.")
     return lines
 
 
@@ -147,17 +152,18 @@ def write_readme(table: str, lines: list[str], machine: str) -> None:
         "",
         "From the CPU seconds per second of video measured above (single pass and items apart),",
         "x264 keeping 97 % of two vCPUs and 87 % of six busy (the issue's 16-core figures), one",
-        "vCPU per 1,769 MB, the input (7.2 GB at 16 Mb/s) downloaded at 150 MB/s by every",
-        "invocation that reads it, 3 s of start-up and upload per item, and us-east-1 prices:",
-        "$0.0000166667 per GB-second, $0.20 per million requests, $0.025 per 1,000 state",
-        "transitions (about 2 per item plus 9). The single invocation cannot finish within",
-        "Lambda's 900 s at either size: its row is what a job that never fans out would need.",
+        "vCPU per 1,769 MB, S3 at 150 MB/s: the single invocation downloads the whole input",
+        "(7.2 GB at 16 Mb/s); the starting invocation probes it and every item reads its own",
+        "minute (120 MB) over ranged GETs (`processor.ranged_input`). 3 s of start-up and upload",
+        "per item, 2 s for each of the starting invocation, prepare and finish (run one after",
+        "the other around the Map). us-east-1 prices: $0.0000166667 per GB-second, $0.20 per",
+        "million requests, $0.025 per 1,000 state transitions (2 per item and 6). A single",
+        "invocation over 900 s cannot run in Lambda at all: its row is what the job would need.",
         "",
         *lines,
         "",
-        "The download is the fan-out's largest fixed cost: each item reads the whole input before",
-        "seeking to its own first frame (see docs/deploying.md, fan-out, for the limits this puts",
-        "on input size).",
+        "The fan-out pays the single pass's encode (the items' CPU, measured above) plus each",
+        "item's fixed seconds; it saves the single invocation's download of the whole input.",
         "",
     ])
     text = README.read_text()
