@@ -29,3 +29,4 @@ wheel: setup
 bench: setup
 	$(PYTHON) -m bench.router_bench
 	$(PYTHON) -m bench.engine_bench
+	$(PYTHON) -m bench.memory_bench

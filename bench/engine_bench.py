@@ -242,9 +242,14 @@ def write_readme(table: str, machine: str) -> None:
         table,
         "",
     ])
+    replace_section("Engine", section)
+
+
+def replace_section(title: str, section: str) -> None:
+    """Put ``section`` in bench/README.md in place of its ``## {title}`` section (or last)."""
     text = README.read_text() if README.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Engine\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     README.write_text(text)
 
 

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import pulumi
 
+from processor.command import LONG_SIDE_RANGE
+
 NAMESPACE = "lambda-video-processor"
 
 # Reads one raw configuration value by its full key ("ns:key"): a string, an object's JSON, or None.
@@ -82,6 +84,8 @@ class FunctionSettings:
     log_retention_days: int
     max_retry_attempts: int
     max_event_age_seconds: int
+    max_output_long_side: int | None = None
+    """VIDEO_MAX_LONG_SIDE for the processor; None keeps its default (1920)."""
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,7 @@ def _existing(raw: str | None, project_name: str) -> ExistingResources:
 
 def _function(raw: str | None) -> FunctionSettings:
     fields = ("memoryMb", "timeoutSeconds", "ephemeralStorageMb", "architecture", "reservedConcurrency",
-              "logRetentionDays", "maxRetryAttempts", "maxEventAgeSeconds")
+              "logRetentionDays", "maxRetryAttempts", "maxEventAgeSeconds", "maxOutputLongSide")
     value = _object("function", raw, fields)
 
     def key(name: str) -> str:
@@ -251,6 +255,7 @@ def _function(raw: str | None) -> FunctionSettings:
         raise ConfigError(key("logRetentionDays"), f"must be one of CloudWatch's retention periods "
                                                    f"{LOG_RETENTION_DAYS}, got {retention}")
     reserved = value.get("reservedConcurrency")
+    long_side = value.get("maxOutputLongSide")
     return FunctionSettings(
         memory_mb=_integer(key("memoryMb"), value.get("memoryMb", 3008), 128, 10240),
         timeout_seconds=_integer(key("timeoutSeconds"), value.get("timeoutSeconds", 900), 1, 900),
@@ -263,6 +268,8 @@ def _function(raw: str | None) -> FunctionSettings:
         max_retry_attempts=_integer(key("maxRetryAttempts"), value.get("maxRetryAttempts", 2), 0, 2),
         max_event_age_seconds=_integer(key("maxEventAgeSeconds"), value.get("maxEventAgeSeconds", 6 * 3600),
                                        60, 6 * 3600),
+        max_output_long_side=None if long_side is None else _integer(key("maxOutputLongSide"), long_side,
+                                                                     *LONG_SIDE_RANGE),
     )
 
 

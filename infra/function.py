@@ -81,6 +81,8 @@ def environment(settings: Settings) -> dict[str, str]:
         "MAX_ATTEMPTS": str(settings.function.max_retry_attempts + 1),
         **_text_variations_environment(settings),
     }
+    if settings.function.max_output_long_side is not None:
+        variables["VIDEO_MAX_LONG_SIDE"] = str(settings.function.max_output_long_side)
     variables.update({secret.variable: secret.parameter_name for secret in secret_parameters.wanted(settings)})
     if settings.fanout.enabled:
         # The machine's name only: processor.fanout derives its ARN from the function's own.

@@ -21,21 +21,22 @@ from typing import NoReturn, TextIO
 
 from processor.contract import TEXT_STRATEGIES, make_job
 from processor.engine import EncodeSettings, cut, cut_in_items
-from processor.errors import ConfigurationError, InvalidJobError, NotAVideoError, ProcessorError
+from processor.errors import ConfigurationError, InvalidInputError, InvalidJobError, NotAVideoError, ProcessorError
 from processor.plan import plan
 from processor.probe import probe
 from processor.text_model import TextModelSettings, generate_texts
 from processor.variations import apply, wants_variations
 
 # Errors the user can fix by changing the command line or the input file.
-USER_ERRORS = (InvalidJobError, NotAVideoError, ConfigurationError)
+USER_ERRORS = (InvalidJobError, NotAVideoError, InvalidInputError, ConfigurationError)
 # What a shell reports for a command ended by SIGINT (128 + 2).
 INTERRUPTED_STATUS = 130
 # The contract's fields as the command's flags: the user typed the flags, not the fields.
 _FLAG_OF_FIELD = {"job_id": "--job-id", "text_strategy": "--strategy", "text_input.strategy": "--strategy",
                   "text_input": "--text",
                   "text_input.base_text": "--text #1", "text_input.unique_texts": "--text",
-                  "text_input.context": "--context", "crf": "--crf", "preset": "--preset", "s3_key": "INPUT"}
+                  "text_input.context": "--context", "crf": "--crf", "preset": "--preset", "s3_key": "INPUT",
+                  "max_long_side": "--max-long-side"}
 _TEXT_FIELD = re.compile(r"text_input\.unique_texts\[(\d+)\]")
 
 
@@ -75,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--job-id", default="local", help="seeds random cuts, as the job id does (default: %(default)s)")
     run.add_argument("--preset", help="libx264 preset (default: veryfast)")
     run.add_argument("--crf", type=int, help="libx264 CRF (default: 23)")
-    run.add_argument("--stream-copy", action="store_true", help="no re-encoding: cut at keyframes (no text)")
+    run.add_argument("--stream-copy", action="store_true",
+                     help="no re-encoding: cut at keyframes (no text); re-encodes when keyframes are too sparse")
+    run.add_argument("--max-long-side", type=int,
+                     help="scale larger outputs down to this many pixels on their long side (default: 1920)")
     run.add_argument("--json", action="store_true", help="print the segments as JSON on stdout")
     run.add_argument("--jobs", type=int, metavar="N",
                      help="encode as a fan-out does: each item on its own, N at a time (default: one pass)")
@@ -186,7 +190,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_output_dir(args.output_dir)
     _require_utf8("INPUT", args.input.absolute())
     _require_utf8("--output-dir", args.output_dir.absolute())
-    overrides = {k: v for k, v in (("preset", args.preset), ("crf", args.crf)) if v is not None}
+    overrides = {k: v for k, v in (("preset", args.preset), ("crf", args.crf), ("max_long_side", args.max_long_side))
+                 if v is not None}
     if args.stream_copy:
         overrides["stream_copy"] = True
     settings = dataclasses.replace(EncodeSettings.from_env(), **overrides)
@@ -216,7 +221,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     bar = _ProgressBar(err)
     try:
         if args.jobs is None:
-            files = cut(args.input, segments, args.output_dir, settings, media=media, on_progress=bar)
+            files = cut(args.input, segments, args.output_dir, settings, media=media, on_progress=bar,
+                        on_notice=lambda notice: err.write(f"python -m processor: note: {notice}\n"))
         else:
             files = cut_in_items(args.input, segments, args.output_dir, settings, jobs=args.jobs, media=media,
                                  on_progress=bar)

@@ -65,6 +65,12 @@ CAPTION_NAME = "caption_{:03d}.png"
 MAX_OUTPUT_FPS = Fraction(60)
 MIN_OUTPUT_FPS = Fraction(15)
 AUDIO_BITRATE = "128k"
+# The short-form platforms this backend feeds show at most 1080x1920; a larger output costs
+# Lambda memory and time for pixels nobody sees (an 8K input peaked at 3.5 GB unscaled, 0.6 GB
+# at 1920; bench/README.md). ``VIDEO_MAX_LONG_SIDE`` changes it (processor.engine).
+MAX_LONG_SIDE = 1920
+# What the cap may be set to: below 240 a caption would be a few pixels high; 7680 is 8K.
+LONG_SIDE_RANGE = (240, 7680)
 # Progress on stdout as key=value lines, every quarter second; errors only on stderr, so its
 # tail is the reason when ffmpeg fails. ffmpeg-python puts global arguments after the outputs,
 # where ffmpeg still reads them as global options.
@@ -101,9 +107,20 @@ def output_rate(media: MediaInfo) -> Fraction:
     return min(MAX_OUTPUT_FPS, max(MIN_OUTPUT_FPS, media.fps))
 
 
-def output_size(media: MediaInfo) -> tuple[int, int]:
-    """Upright size with even sides: yuv420p stores chroma for 2x2 blocks of pixels."""
-    return media.display_width - media.display_width % 2, media.display_height - media.display_height % 2
+def output_size(media: MediaInfo, max_long_side: int = MAX_LONG_SIDE) -> tuple[int, int]:
+    """Upright size with even sides (yuv420p stores chroma for 2x2 blocks of pixels), scaled
+    down to ``max_long_side`` with the input's aspect ratio when it is larger."""
+    width, height = media.display_width, media.display_height
+    if max(width, height) > max_long_side:
+        scale = Fraction(max_long_side, max(width, height))
+        # Each side to the nearest even number: the ratio stays within a pixel of the input's.
+        width, height = (max(2, 2 * round(side * scale / 2)) for side in (width, height))
+    return width - width % 2, height - height % 2
+
+
+def scaled(media: MediaInfo, max_long_side: int = MAX_LONG_SIDE) -> bool:
+    """Whether the output is scaled down, not only cropped to even sides."""
+    return max(media.display_width, media.display_height) > max_long_side
 
 
 def cut_frames(segments: Sequence[Segment], rate: Fraction) -> list[int]:
@@ -164,15 +181,17 @@ def source(input_path: Input, **input_options: object) -> FilterableStream:
     return ffmpeg.input(str(Path(input_path).absolute()), **INPUT_OPTIONS, **input_options)
 
 
-def conform(video: FilterableStream, media: MediaInfo) -> FilterableStream:
-    """The picture every output shares: fps first (fewer frames for the rest), then an even
-    size and yuv420p.
+def conform(video: FilterableStream, media: MediaInfo, max_long_side: int = MAX_LONG_SIDE) -> FilterableStream:
+    """The picture every output shares: fps first (fewer frames for the rest), then the
+    output size (scaled down past ``max_long_side``, else cropped to even sides) and yuv420p.
 
     ffmpeg has already turned the picture upright (autorotate) before the graph.
     """
-    width, height = output_size(media)
+    width, height = output_size(media, max_long_side)
     video = video.filter("fps", fps=str(output_rate(media)))
-    if (width, height) != (media.display_width, media.display_height):
+    if scaled(media, max_long_side):
+        video = video.filter("scale", w=width, h=height)
+    elif (width, height) != (media.display_width, media.display_height):
         video = video.filter("crop", w=width, h=height)
     return video.filter("format", pix_fmts="yuv420p")
 
@@ -234,10 +253,11 @@ def draw_captions(video: FilterableStream, pictures: Sequence[tuple[Path, Captio
     return video
 
 
-def video_chain(video: FilterableStream, media: MediaInfo,
-                pictures: Sequence[tuple[Path, Caption]] = ()) -> FilterableStream:
-    """The whole video filter chain: conformed, then the captions on their frame ranges."""
-    return draw_captions(conform(video, media), pictures, output_rate(media))
+def video_chain(video: FilterableStream, media: MediaInfo, pictures: Sequence[tuple[Path, Caption]] = (),
+                max_long_side: int = MAX_LONG_SIDE) -> FilterableStream:
+    """The whole video filter chain: conformed, then the captions on their frame ranges
+    (drawn for the same ``max_long_side``)."""
+    return draw_captions(conform(video, media, max_long_side), pictures, output_rate(media))
 
 
 def _template(out_dir: Path) -> str:
@@ -269,11 +289,11 @@ def _mapped(upload: FilterableStream, video: FilterableStream, media: MediaInfo)
 
 def encode_command(ffmpeg_path: str, input_path: Input, media: MediaInfo, segments: Sequence[Segment],
                    out_dir: Path, *, preset: str, crf: int,
-                   pictures: Sequence[tuple[Path, Caption]] = (), first_frame: int = 0,
-                   frames: int | None = None) -> list[str]:
+                   pictures: Sequence[tuple[Path, Caption]] = (), max_long_side: int = MAX_LONG_SIDE,
+                   first_frame: int = 0, frames: int | None = None) -> list[str]:
     """Re-encode to H.264/AAC, one segment file per planned segment, with the captions'
     pictures (``caption_pictures_command`` for processor.subtitles.captions of the same
-    segments) laid over their frames.
+    segments and ``max_long_side``) laid over their frames.
 
     A fan-out item (processor.fanout) encodes a run of the whole plan's segments on its own:
     ``first_frame`` is the output frame it starts at and ``frames`` how many it writes (None:
@@ -287,10 +307,10 @@ def encode_command(ffmpeg_path: str, input_path: Input, media: MediaInfo, segmen
         # Half a frame early, so the item's first frame is kept whatever the rounding; its
         # timestamps then restart at zero, where the fps filter expects the first frame.
         upload = source(input_path, ss=_seconds((first_frame - Fraction(1, 2)) / rate))
-        video = video_chain(upload["v:0"].filter("setpts", "PTS-STARTPTS"), media, pictures)
+        video = video_chain(upload["v:0"].filter("setpts", "PTS-STARTPTS"), media, pictures, max_long_side)
     else:
         upload = source(input_path)
-        video = video_chain(upload["v:0"], media, pictures)
+        video = video_chain(upload["v:0"], media, pictures, max_long_side)
     # The graph's fps filter made the stream constant-rate; keep its timestamps.
     options: dict[str, object] = {"c:v": "libx264", "preset": preset, "crf": crf, "fps_mode": "passthrough", **_STRIP}
     if frames is not None:
@@ -303,10 +323,11 @@ def encode_command(ffmpeg_path: str, input_path: Input, media: MediaInfo, segmen
     return compile_command(ffmpeg_path, segment_output(_mapped(upload, video, media), out_dir, times, **options))
 
 
-def stream_copy_possible(media: MediaInfo, segments: Sequence[Segment]) -> bool:
+def stream_copy_possible(media: MediaInfo, segments: Sequence[Segment], max_long_side: int = MAX_LONG_SIDE) -> bool:
     """Copying keeps the input's bitstream, so only an input that already is what a
-    re-encode would produce (H.264, yuv420p, even size) and carries no text qualifies."""
-    width, height = output_size(media)
+    re-encode would produce (H.264, yuv420p, even size within ``max_long_side``) and carries
+    no text qualifies."""
+    width, height = output_size(media, max_long_side)
     return (all(segment.text is None for segment in segments) and media.video_codec == "h264"
             and media.pix_fmt == "yuv420p"
             and (width, height) == (media.display_width, media.display_height))
@@ -323,6 +344,28 @@ def copy_keyframes(segments: Sequence[Segment], keyframes: Sequence[float], dura
         if nearest is not None and nearest - (chosen[-1] if chosen else 0.0) >= MIN_TAIL_SECONDS:
             chosen.append(nearest)
     return chosen
+
+
+# A stream-copied piece may be this much longer than its planned segment before the cut is
+# re-encoded instead: keyframes a second or two apart are normal, one per file is not.
+COPY_STRETCH = 1.5
+
+
+def copy_shortfall(segments: Sequence[Segment], keyframes: Sequence[float], duration: float) -> str | None:
+    """Why cutting at ``keyframes`` (``copy_keyframes``) cannot honour the plan, or None.
+
+    Sparse keyframes merge planned cuts (fewer files than planned) or stretch a piece far past
+    its segment; a re-encode puts the cuts where they were planned.
+    """
+    if len(keyframes) + 1 != len(segments):
+        return (f"the input's keyframes allow {len(keyframes) + 1} of the {len(segments)} planned "
+                "segments")
+    edges = [0.0, *keyframes, duration]
+    for segment, start, end in zip(segments, edges, edges[1:]):
+        if end - start > COPY_STRETCH * segment.duration:
+            return (f"at the input's keyframes segment {segment.index} would last {end - start:.2f} s "
+                    f"instead of {segment.duration:.2f} s")
+    return None
 
 
 def copy_command(ffmpeg_path: str, input_path: Path, media: MediaInfo, keyframes: Sequence[float],

@@ -8,6 +8,7 @@ without any error.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -21,8 +22,9 @@ from pathlib import Path
 from processor import command as commands
 from processor import subtitles
 from processor.binaries import font_table, fonts_dir, tool
-from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError
+from processor.errors import DeadlineExceededError, FFmpegError, InvalidInputError, InvalidJobError
 from processor.fanout import Item, ItemCut, item_cut, plan_items
+from processor.logs import log
 from processor.overlay import clean
 from processor.plan import Segment
 from processor.probe import MediaInfo, keyframe_times, probe
@@ -31,6 +33,9 @@ from processor.transcode import run_ffmpeg
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow")
 _PROBE_WORKERS = 4
+# How far short of the probed duration the output may end before the input counts as
+# truncated: a valid file's streams may end a little apart.
+TRUNCATION_SLACK_SECONDS = 1.0
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -51,27 +56,44 @@ def _crf(value: object, name: str) -> int:
     return number
 
 
+def _long_side(value: object, name: str) -> int:
+    low, high = commands.LONG_SIDE_RANGE
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidJobError(name, f"must be a whole number of pixels, got {value!r}") from None
+    if not low <= number <= high:
+        raise InvalidJobError(name, f"must be from {low} to {high} pixels, got {number}")
+    return number
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     preset: str = "veryfast"
     crf: int = 23
     stream_copy: bool = False
+    max_long_side: int = commands.MAX_LONG_SIDE
+    """Outputs larger than this on their long side are scaled down, keeping their aspect ratio."""
 
     def __post_init__(self) -> None:
         _preset(self.preset, "preset")
         object.__setattr__(self, "crf", _crf(self.crf, "crf"))  # "23" from a CLI flag becomes 23
+        object.__setattr__(self, "max_long_side", _long_side(self.max_long_side, "max_long_side"))
 
     @classmethod
     def from_env(cls) -> EncodeSettings:
-        """VIDEO_PRESET, VIDEO_CRF and VIDEO_STREAM_COPY; unset or empty means the default."""
+        """VIDEO_PRESET, VIDEO_CRF, VIDEO_STREAM_COPY and VIDEO_MAX_LONG_SIDE; unset or empty
+        means the default."""
         default = cls()
         preset = os.environ.get("VIDEO_PRESET", "").strip() or default.preset
         crf = os.environ.get("VIDEO_CRF", "").strip() or default.crf
+        long_side = os.environ.get("VIDEO_MAX_LONG_SIDE", "").strip() or default.max_long_side
         copy = os.environ.get("VIDEO_STREAM_COPY", "").strip().lower()
         if copy and copy not in _TRUE + _FALSE:
             raise InvalidJobError("VIDEO_STREAM_COPY", f"must be true or false, got {copy!r}")
         return cls(preset=_preset(preset, "VIDEO_PRESET"), crf=_crf(crf, "VIDEO_CRF"),
-                   stream_copy=copy in _TRUE if copy else default.stream_copy)
+                   stream_copy=copy in _TRUE if copy else default.stream_copy,
+                   max_long_side=_long_side(long_side, "VIDEO_MAX_LONG_SIDE"))
 
 
 @dataclass(frozen=True)
@@ -99,11 +121,11 @@ def _clear_outputs(out_dir: Path) -> None:
         stale.unlink()
 
 
-def caption_pictures(media: MediaInfo, segments: Sequence[Segment], work: Path,
-                     deadline: float | None = None) -> list[tuple[Path, subtitles.Caption]]:
+def caption_pictures(media: MediaInfo, segments: Sequence[Segment], work: Path, deadline: float | None = None,
+                     max_long_side: int = commands.MAX_LONG_SIDE) -> list[tuple[Path, subtitles.Caption]]:
     """Each distinct caption drawn once into a picture in ``work`` (see processor.subtitles),
-    with the fonts of the layer alone; nothing when no segment has text."""
-    captions = subtitles.captions(media, segments, font_table())
+    for the output size, with the fonts of the layer alone; nothing when no segment has text."""
+    captions = subtitles.captions(media, segments, font_table(), max_long_side)
     if captions is None:
         return []
     colours, alpha, config = work / "captions.ass", work / "captions-alpha.ass", work / "fonts.conf"
@@ -141,20 +163,39 @@ def _collect(out_dir: Path, bounds: Sequence[tuple[float, float]], segments: Seq
             for i, (path, (start, end), duration) in enumerate(zip(expected, bounds, durations))]
 
 
+def check_complete(reached: float, duration: float, media: MediaInfo) -> None:
+    """A truncated upload (the start of a file whose header promises more) probes with its
+    full duration and decodes without error until its data ends; ffmpeg then writes fewer
+    segments. Said as what it is, an input problem, before counting files. ``duration``: the
+    output ffmpeg was to write (a fan-out item's own length)."""
+    if duration - reached > max(TRUNCATION_SLACK_SECONDS, 2 / float(media.fps)):
+        raise InvalidInputError(f"input is truncated or corrupt: decoded {reached:.1f} s of "
+                                f"{duration:.1f} s; upload the whole file again")
+
+
 def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: EncodeSettings, *,
         media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None,
-        deadline: float | None = None) -> list[SegmentFile]:
+        deadline: float | None = None, on_notice: Callable[[str], None] | None = None) -> list[SegmentFile]:
     """Write ``segment_000.mp4``, ``segment_001.mp4``, ... into ``out_dir``.
 
     Re-encoding gives one file per planned segment, each within a frame of its plan. Stream
-    copy (settings.stream_copy, no text, an H.264 yuv420p input) cuts at the input's
-    keyframes instead: fewer files when keyframes are sparse, with their real bounds.
+    copy (settings.stream_copy, no text, an H.264 yuv420p input within the size limit) cuts
+    at the input's keyframes instead, with their real bounds; when those cannot honour the
+    plan (processor.command.copy_shortfall) the cut is re-encoded, and ``on_notice`` and the
+    log say why.
     """
     input_path, out_dir = Path(input_path), Path(out_dir)
     media = _start(input_path, segments, out_dir, media, deadline)
     try:
-        if settings.stream_copy and commands.stream_copy_possible(media, segments):
-            return _copy(input_path, media, segments, out_dir, on_progress, deadline)
+        if settings.stream_copy and commands.stream_copy_possible(media, segments, settings.max_long_side):
+            times = commands.copy_keyframes(segments, keyframe_times(input_path), media.duration)
+            shortfall = commands.copy_shortfall(segments, times, media.duration)
+            if shortfall is None:
+                return _copy(input_path, media, times, out_dir, on_progress, deadline)
+            notice = f"re-encoding instead of stream copy: {shortfall}"
+            log("stream_copy_declined", job_id=None, level=logging.WARNING, input=input_path.name, reason=shortfall)
+            if on_notice:
+                on_notice(notice)
         return _encode(input_path, media, segments, out_dir, settings, on_progress, deadline)
     except BaseException:
         # Half-written segments must not look like a result to whoever reads out_dir.
@@ -233,11 +274,11 @@ def _start(input_path: commands.Input, segments: Sequence[Segment], out_dir: Pat
     return media
 
 
-def _copy(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
+def _copy(input_path: Path, media: MediaInfo, times: Sequence[float], out_dir: Path,
           on_progress: Callable[[float], None] | None, deadline: float | None) -> list[SegmentFile]:
-    times = commands.copy_keyframes(segments, keyframe_times(input_path), media.duration)
     argv = commands.copy_command(tool("ffmpeg"), input_path, media, times, out_dir)
-    run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
+    check_complete(run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline),
+                   media.duration, media)
     edges = [0.0, *times, media.duration]
     return _collect(out_dir, list(zip(edges, edges[1:])), None, deadline)
 
@@ -246,9 +287,10 @@ def _encode(input_path: commands.Input, media: MediaInfo, segments: Sequence[Seg
             settings: EncodeSettings, on_progress: Callable[[float], None] | None,
             deadline: float | None, first_frame: int = 0, frames: int | None = None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
-        pictures = caption_pictures(media, segments, Path(work), deadline)
+        pictures = caption_pictures(media, segments, Path(work), deadline, settings.max_long_side)
         argv = commands.encode_command(tool("ffmpeg"), input_path, media, segments, out_dir,
                                        preset=settings.preset, crf=settings.crf, pictures=pictures,
-                                       first_frame=first_frame, frames=frames)
-        run_ffmpeg(argv, duration=segments[-1].end, on_progress=on_progress, deadline=deadline)
+                                       max_long_side=settings.max_long_side, first_frame=first_frame, frames=frames)
+        reached = run_ffmpeg(argv, duration=segments[-1].end, on_progress=on_progress, deadline=deadline)
+    check_complete(reached, segments[-1].end, media)
     return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)

@@ -32,6 +32,13 @@ class NotAVideoError(ProcessorError):
     error_type = "not_a_video"
 
 
+class InvalidInputError(ProcessorError):
+    """The input probed as a video but cannot be processed as uploaded: it ends early
+    (truncated or corrupt), or it is too large for the function's memory or time."""
+
+    error_type = "invalid_input"
+
+
 class InsufficientSpaceError(ProcessorError):
     """The input (plus its segments) will not fit in the scratch directory (Lambda's /tmp)."""
 
@@ -76,3 +83,20 @@ class TransientError(ProcessorError):
     """A dependency failed in a way a retry can fix (throttling, 5xx, connection reset)."""
 
     error_type = "transient_error"
+
+
+class FFmpegKilledError(TransientError):
+    """ffmpeg died of a signal it did not ask for. SIGKILL is what the system's out-of-memory
+    killer sends, which a fresh invocation (or a smaller output) escapes; the retry is cheap
+    for any other signal too, and the last attempt's message says what to change."""
+
+    error_type = "ffmpeg_killed"
+
+    def __init__(self, signal_name: str, memory_mb: int | None) -> None:
+        if signal_name != "SIGKILL":
+            super().__init__(f"ffmpeg was killed ({signal_name})")
+            return
+        limit = f" at {memory_mb} MB" if memory_mb else ""
+        change = ("raise function.memoryMb or lower VIDEO_MAX_LONG_SIDE (the output size)" if memory_mb else
+                  "give the worker more memory or lower VIDEO_MAX_LONG_SIDE (the output size)")
+        super().__init__(f"ffmpeg was killed (SIGKILL), most likely out of memory{limit}; {change}")

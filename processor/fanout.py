@@ -199,22 +199,3 @@ def failure_of(error: Any) -> tuple[str, str]:
         return "timeout", f"a fan-out step ran out of time ({name}): {detail or cause or ''}".rstrip(": ")
     return "processing_error", f"fan-out step failed with {name}: {detail or cause or 'no detail'}"
 
-
-# The encode's cost, from the issue's measurements (pinned ffmpeg 6.0, 1080p30, veryfast/23, a
-# caption on every frame): 160.8 CPU-seconds for 120 s of video, and 82.7 s of wall time on 2
-# vCPUs (1.94 cores busy) or 31.4 s on 6 (5.2 busy). Lambda gives one vCPU per 1,769 MB.
-CPU_SECONDS_PER_REFERENCE_SECOND = 160.8 / 120
-REFERENCE_PIXEL_RATE = 1920 * 1080 * 30
-LAMBDA_MB_PER_VCPU = 1769
-MAX_VCPUS = 6
-# The share of its vCPUs x264 keeps busy: 1.94 of 2 (0.97), 5.2 of 6 (0.87) measured; in between, a line.
-BUSY_SHARE_AT_2, BUSY_SHARE_AT_6 = 0.97, 0.87
-
-
-def estimated_encode_seconds(duration: float, width: int, height: int, rate: Fraction, memory_mb: int) -> float:
-    """Wall seconds to encode ``duration`` seconds of output at that size and rate, with the
-    CPU a function of ``memory_mb`` gets: what decides whether one item fits the time limit."""
-    vcpus = min(MAX_VCPUS, memory_mb / LAMBDA_MB_PER_VCPU)
-    busy = BUSY_SHARE_AT_2 + (BUSY_SHARE_AT_6 - BUSY_SHARE_AT_2) * min(1.0, max(0.0, (vcpus - 2) / 4))
-    cpu_seconds = duration * CPU_SECONDS_PER_REFERENCE_SECOND * (width * height * float(rate)) / REFERENCE_PIXEL_RATE
-    return cpu_seconds / (vcpus * busy)

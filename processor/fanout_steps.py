@@ -6,7 +6,7 @@ through every step, so the steps write the row only while the claim is theirs (t
 conditions, processor.jobs), and a step of a superseded execution changes nothing.
 
 - prepare: plans again (processor.plan is deterministic), checks that the longest item can
-  finish inside the function's time limit, asks the model for base_vary's texts and stores
+  finish inside the function's memory and time (processor.limits), asks the model for base_vary's texts and stores
   them, puts the plan's size on the row, and returns the items (or their S3 key);
 - item: reads the upload's bytes it needs over a loopback HTTP server (processor.ranged_input),
   encodes its segments (processor.engine.cut_item) and uploads them with their durations,
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 from dataclasses import asdict
@@ -30,16 +29,16 @@ from typing import Any, Callable
 import boto3
 from botocore.exceptions import ClientError
 
-from processor import backend_env
+from processor import backend_env, limits
 from processor import progress_update as stages
 from processor.aws_errors import aws_call
-from processor.command import HTTP_PROTOCOLS, HttpInput, output_rate, output_size
+from processor.command import HTTP_PROTOCOLS, HttpInput, output_rate
 from processor.contract import Job, parse_event
 from processor.engine import cut_item
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RANGED_CONTAINERS, FanoutSettings, Item,
                               StepFailed,
-                              StepRetry, estimated_encode_seconds, execution_name, failure_of, inline, item_cut,
+                              StepRetry, execution_name, failure_of, inline, item_cut,
                               plan_items, state_machine_arn)
 from processor.jobs import Claim
 from processor.logs import log
@@ -51,8 +50,8 @@ from processor.progress import ProgressReporter
 from processor.storage import VideoStorage
 from processor.variations import TextVariations, apply, wants_variations
 
-DEFAULT_MEMORY_MB = 3008
-# What an item spends besides encoding: start-up, reading the index, the upload.
+# What an item spends besides encoding (start-up, reading the index, the upload), kept back
+# from the time an invocation has when prepare checks that the longest item fits.
 ITEM_OVERHEAD_SECONDS = 15.0
 
 
@@ -104,9 +103,8 @@ class FanoutStarter:
 
 
 class FanoutSteps:
-    def __init__(self, runner: JobRunner, memory_mb: int | None = None) -> None:
+    def __init__(self, runner: JobRunner) -> None:
         self.runner = runner
-        self.memory_mb = memory_mb or int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or DEFAULT_MEMORY_MB)
 
     def run(self, event: dict[str, Any], deadline: float) -> dict[str, Any]:
         """One step; a transient failure raises StepRetry (the state's Retry), any other StepFailed
@@ -148,7 +146,7 @@ class FanoutSteps:
         row = self.runner.store.held(job.job_id, attempt)
         segments = plan(job, media.duration)
         items = plan_items(segments)
-        self._check_time(segments, items, media, deadline)
+        self._check_fits(segments, items, media, deadline)
         reporter = self._reporter(job, attempt)
         try:
             reporter.plan([segment.end for segment in segments])
@@ -167,19 +165,19 @@ class FanoutSteps:
         self.runner.storage.put_json(key, listed)
         return {"items": [], "items_key": key}
 
-    def _check_time(self, segments: list[Segment], items: list[Item], media: MediaInfo, deadline: float) -> None:
-        """Fail before any encode when the longest item cannot finish inside one invocation."""
-        budget = deadline - time.monotonic()
-        width, height = output_size(media)
-        rate = output_rate(media)
-        for item in items:
-            length = segments[item.first + item.count - 1].end - segments[item.first].start
-            needed = estimated_encode_seconds(length, width, height, rate, self.memory_mb) + ITEM_OVERHEAD_SECONDS
-            if needed > budget:
-                raise DeadlineExceededError(
-                    f"segments {item.first + 1} to {item.first + item.count} ({length:.0f} s at {width}x{height}, "
-                    f"{float(rate):g} fps) need about {needed:.0f} s to encode with {self.memory_mb} MB, more than "
-                    f"the {budget:.0f} s an invocation has: use shorter segments, or more memory or time for the function")
+    def _check_fits(self, segments: list[Segment], items: list[Item], media: MediaInfo, deadline: float) -> None:
+        """Fail before any encode when the longest item cannot finish inside one invocation, by
+        the single pass's own estimate (processor.limits) for the item's seconds of video."""
+        encode = self.runner.settings.encode
+        longest = max(items, key=lambda item: segments[item.first + item.count - 1].end - segments[item.first].start)
+        length = segments[longest.first + longest.count - 1].end - segments[longest.first].start
+        try:
+            limits.check(limits.estimate(media, length, encode.max_long_side, encode.preset),
+                         memory_mb=limits.memory_limit_mb(),
+                         seconds_left=deadline - time.monotonic() - ITEM_OVERHEAD_SECONDS, cores=limits.cores())
+        except limits.TooLargeError as error:
+            raise limits.TooLargeError(f"segments {longest.first + 1} to {longest.first + longest.count} "
+                                       f"({length:.0f} s) cannot be encoded by one invocation: {error}") from None
 
     def item(self, job: Job, attempt: str, item: Item, media: MediaInfo, deadline: float) -> dict[str, Any]:
         store, storage = self.runner.store, self.runner.storage

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import boto3
 
-from processor import backend_env
+from processor import backend_env, limits
 from processor.binaries import font_table
+from processor.command import stream_copy_possible
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
 from processor.engine import check_texts, cut
@@ -38,8 +39,7 @@ from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorEr
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.plan import Segment, candidate_texts, plan
-from processor.command import stream_copy_possible
-from processor.probe import probe
+from processor.probe import MediaInfo, probe
 from processor import progress_update as stages
 from processor.progress import ProgressReporter
 from processor.publisher import ProgressPublisher, progress_publisher
@@ -201,6 +201,7 @@ class JobRunner:
                 reporter.stage(stages.ANALYZING)
                 media = probe(source)
                 segments = plan(job, media.duration)
+                self._check_fits(media, segments, deadline)
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
                 segments = self.vary_texts(job, segments, claim, reporter)
@@ -250,7 +251,8 @@ class JobRunner:
             return None
         segments = plan(job, media.duration)
         # A stream copy cuts at the input's keyframes, which items encoded apart cannot agree on.
-        copying = self.settings.encode.stream_copy and stream_copy_possible(media, segments)
+        copying = self.settings.encode.stream_copy and stream_copy_possible(media, segments,
+                                                                              self.settings.encode.max_long_side)
         if copying or not self.fanout.settings.qualifies(len(segments), media.duration, media.container):
             return None
         reporter.plan([segment.end for segment in segments])
@@ -258,6 +260,16 @@ class JobRunner:
         started = self.fanout.start(job, claim, media)
         return Outcome(job.job_id, "fanned_out" if started else "skipped",
                        message=None if started else "the fan-out of this claim is already running")
+
+    def _check_fits(self, media: MediaInfo, segments: list[Segment], deadline: float) -> None:
+        """Refuse at once a job whose encode cannot fit this invocation (processor.limits);
+        a stream copy decodes nothing and always fits."""
+        encode = self.settings.encode
+        if encode.stream_copy and stream_copy_possible(media, segments, encode.max_long_side):
+            return
+        limits.check(limits.estimate(media, media.duration, encode.max_long_side, encode.preset),
+                     memory_mb=limits.memory_limit_mb(), seconds_left=deadline - time.monotonic(),
+                     cores=limits.cores())
 
     def vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
         """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 
-from processor.command import cut_frames, output_rate, output_size, text_ranges
+from processor.command import MAX_LONG_SIDE, cut_frames, output_rate, output_size, text_ranges
 from processor.fonts import Face, FontTable
 from processor.overlay import CaptionStyle, Line, Wrapper, is_right_to_left, style_for
 from processor.plan import Segment
@@ -177,8 +177,10 @@ def _rectangle(lines: Sequence[Line], wrapper: Wrapper, right_to_left: bool) -> 
     return x, y, right - x, bottom - y
 
 
-def captions(media: MediaInfo, segments: Sequence[Segment], table: FontTable) -> Captions | None:
-    """The captions of the segments' texts for the output frames, or None without text.
+def captions(media: MediaInfo, segments: Sequence[Segment], table: FontTable,
+             max_long_side: int = MAX_LONG_SIDE) -> Captions | None:
+    """The captions of the segments' texts for the output frames (``output_size``), or None
+    without text.
 
     Each distinct text is one caption, wrapped once for the output size, shown on the frame
     ranges of its segments (processor.command.text_ranges).
@@ -187,7 +189,7 @@ def captions(media: MediaInfo, segments: Sequence[Segment], table: FontTable) ->
     spans = text_ranges(segments, cut_frames(segments, rate))
     if not spans:
         return None
-    width, height = output_size(media)
+    width, height = output_size(media, max_long_side)
     style = style_for(width, height)
     wrapper = Wrapper(table, style)
     events, pictures = [], []

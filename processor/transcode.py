@@ -4,12 +4,17 @@ Lambda kills an invocation at its timeout without running any cleanup, so the jo
 stay PROCESSING; stopping ffmpeg at our own deadline, a little earlier, leaves time to mark
 the job FAILED. Both pipes are drained by threads (a full stderr pipe would block ffmpeg
 forever) and the callback runs on the caller's thread.
+
+An ffmpeg that dies of a signal (the out-of-memory killer sends SIGKILL) raises a transient
+error: a fresh invocation has all its memory again, and the last attempt's message says what
+to change.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -17,7 +22,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from processor.errors import DeadlineExceededError, FFmpegError
+from processor.errors import DeadlineExceededError, FFmpegError, FFmpegKilledError
+from processor.limits import memory_limit_mb
 
 PROGRESS_INTERVAL_SECONDS = 0.25  # at most four progress calls a second
 STDERR_TAIL_LINES = 20
@@ -25,22 +31,31 @@ _POLL_SECONDS = 0.1
 _END = object()
 
 
+def out_time(line: str) -> float | None:
+    """The output clock, in seconds, that one ``-progress`` line reports, or None.
+
+    ``out_time_us`` is in microseconds (``N/A`` before the first packet).
+    """
+    key, _, value = line.strip().partition("=")
+    if key != "out_time_us":
+        return None
+    try:
+        return int(value) / 1e6
+    except ValueError:
+        return None
+
+
 def progress_fraction(line: str, duration: float) -> float | None:
     """The fraction done that one ``-progress`` line reports, or None if it reports none.
 
-    ``out_time_us`` is the output clock in microseconds (``N/A`` before the first packet);
     ``progress=end`` is ffmpeg's own statement that it finished.
     """
-    key, _, value = line.strip().partition("=")
-    if key == "progress":
-        return 1.0 if value == "end" else None
-    if key != "out_time_us" or duration <= 0:
+    if line.strip() == "progress=end":
+        return 1.0
+    seconds = out_time(line)
+    if seconds is None or duration <= 0:
         return None
-    try:
-        microseconds = int(value)
-    except ValueError:
-        return None
-    return min(1.0, max(0.0, microseconds / 1e6 / duration))
+    return min(1.0, max(0.0, seconds / duration))
 
 
 def _pump(stream: IO[str], sink: Callable[[Any], None], end: object | None = None) -> None:
@@ -52,8 +67,9 @@ def _pump(stream: IO[str], sink: Callable[[Any], None], end: object | None = Non
 
 def run_ffmpeg(command: Sequence[str], *, duration: float,
                on_progress: Callable[[float], None] | None = None,
-               deadline: float | None = None, environment: Mapping[str, str] | None = None) -> None:
-    """Run ``command`` (an ffmpeg argv with ``-progress pipe:1``) to completion.
+               deadline: float | None = None, environment: Mapping[str, str] | None = None) -> float:
+    """Run ``command`` (an ffmpeg argv with ``-progress pipe:1``) to completion and return the
+    output clock it reached, in seconds: short of ``duration`` when the input ended early.
 
     ``duration`` is the output length that counts as 1.0; ``deadline`` a ``time.monotonic()``
     value after which ffmpeg is killed and DeadlineExceededError raised; ``environment``
@@ -74,7 +90,7 @@ def run_ffmpeg(command: Sequence[str], *, duration: float,
     ]
     for reader in readers:
         reader.start()
-    reported, last_report, pending = 0.0, float("-inf"), None
+    reported, last_report, pending, reached = 0.0, float("-inf"), None, 0.0
     try:
         while True:
             wait = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
@@ -87,6 +103,8 @@ def run_ffmpeg(command: Sequence[str], *, duration: float,
                 item = None
             if item is _END:
                 break
+            if isinstance(item, str):
+                reached = max(reached, out_time(item) or 0.0)
             fraction = progress_fraction(item, duration) if isinstance(item, str) else None
             if fraction is not None and fraction > reported:
                 pending = reported = fraction
@@ -104,8 +122,15 @@ def run_ffmpeg(command: Sequence[str], *, duration: float,
             reader.join(timeout=5)
         process.stdout.close()
         process.stderr.close()
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        raise FFmpegKilledError(name, memory_limit_mb())
     if code != 0:
         message = "".join(tail).strip() or "no error output"
         raise FFmpegError(f"ffmpeg exited with status {code}: {message}")
     if on_progress and reported < 1.0:
         on_progress(1.0)
+    return reached

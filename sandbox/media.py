@@ -29,13 +29,14 @@ def _ffmpeg(args: list[str]) -> None:
 
 def make_video(path: Path, *, duration: float = 4.0, width: int = 320, height: int = 240,
                fps: int = 30, audio: bool = True, rotation: int | None = None, vfr: bool = False,
-               codec: str = "libx264") -> Path:
+               codec: str = "libx264", keyframe_every: int | None = None) -> Path:
     """A testsrc2 video (moving pattern with a frame counter) with an optional sine tone.
 
     ``rotation`` writes a display matrix (counter-clockwise degrees, as ffprobe reports it)
     over unrotated pixels, which is how phones store portrait video. ``vfr`` drops every fifth
     frame and keeps the gaps, so frame intervals vary. Odd dimensions need 4:4:4 because
-    H.264 4:2:0 requires even ones.
+    H.264 4:2:0 requires even ones. ``keyframe_every`` frames (default: the rate over
+    KEYFRAMES_PER_SECOND); more than the frame count gives a single keyframe.
     """
     path = Path(path)
     odd = width % 2 or height % 2
@@ -47,7 +48,7 @@ def make_video(path: Path, *, duration: float = 4.0, width: int = 320, height: i
     args = ["-f", "lavfi", "-i", source]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
-    args += ["-vf", ",".join(filters), "-c:v", codec, "-g", str(fps // KEYFRAMES_PER_SECOND)]
+    args += ["-vf", ",".join(filters), "-c:v", codec, "-g", str(keyframe_every or fps // KEYFRAMES_PER_SECOND)]
     if codec == "libx264":
         args += ["-preset", "ultrafast"]
     if vfr:
@@ -63,6 +64,17 @@ def make_video(path: Path, *, duration: float = 4.0, width: int = 320, height: i
     _ffmpeg([*args, str(plain)])
     _ffmpeg(["-display_rotation", str(rotation), "-i", str(plain), "-c", "copy", str(path)])
     plain.unlink()
+    return path
+
+
+def make_truncated(path: Path, source: Path, fraction: float) -> Path:
+    """The first ``fraction`` of ``source`` rewritten with its index first (faststart): an
+    upload cut short, whose header still promises the whole duration."""
+    whole = path.with_name(f"{path.stem}.whole{path.suffix}")
+    _ffmpeg(["-i", str(source), "-c", "copy", "-movflags", "+faststart", str(whole)])
+    data = whole.read_bytes()
+    path.write_bytes(data[:int(len(data) * fraction)])
+    whole.unlink()
     return path
 
 

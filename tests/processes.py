@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -33,7 +36,9 @@ def command_of(pid: int) -> str:
 
 def running_ffmpeg(pid: int) -> int | None:
     """The ffmpeg process under ``pid``, if one is running."""
-    return next((child for child in descendants(pid) if "ffmpeg" in command_of(child).split(" ", 1)[0]), None)
+    # By the program's name: the layer's ffprobe lives under a folder called ffmpeg.
+    return next((child for child in descendants(pid) if Path(command_of(child).split(" ", 1)[0]).name == "ffmpeg"),
+                None)
 
 
 def wait_until(condition: Callable[[], T], timeout: float, failure: Callable[[], str], interval: float = 0.1) -> T:
@@ -45,3 +50,20 @@ def wait_until(condition: Callable[[], T], timeout: float, failure: Callable[[],
             return value
         time.sleep(interval)
     pytest.fail(failure())
+
+
+def kill_first_ffmpeg(pid: int, *, after: float = 0.3, timeout: float = 60.0) -> threading.Thread:
+    """Start a thread that SIGKILLs the first ffmpeg under ``pid`` once it has run ``after``
+    seconds, as the out-of-memory killer would; ``join`` it to know the kill happened."""
+    def kill() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = running_ffmpeg(pid)
+            if found:
+                time.sleep(after)
+                os.kill(found, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from sandbox.gemini import API_KEY, FakeGemini
-from sandbox.media import make_not_a_video, make_video
+from sandbox.media import make_not_a_video, make_truncated, make_video
 from tests.processes import running_ffmpeg, wait_until
 
 COMMAND = [sys.executable, "-m", "processor"]
@@ -110,6 +110,7 @@ def test_random_cut_is_seeded_by_the_job_id(clip, tmp_path):
     (["--text", "ok", "--text", "x" * 501], "--text #2: must be at most 500 characters, got 501"),
     (["--crf", "99"], "--crf: must be from 0 to 51 (x264's CRF scale), got 99"),
     (["--preset", "sluggish"], "--preset: must be one of ultrafast"),
+    (["--max-long-side", "100"], "--max-long-side: must be from 240 to 7680 pixels, got 100"),
     (["--job-id", "not/a/job"], "--job-id: must be 1 to 128 letters"),
     (["--strategy", "one_for_all", "--text", "a", "--text", "b"],
      "--strategy one_for_all puts one text on every segment, got 2 --text"),
@@ -126,6 +127,24 @@ def test_bad_options_exit_2_with_one_line(clip, tmp_path, args, message):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr
+
+
+def test_a_truncated_input_exits_2_saying_where_decoding_stopped(clip, tmp_path):
+    truncated = make_truncated(tmp_path / "upload.mp4", clip, 0.3)
+    message = one_line_error(run("run", str(truncated), "--output-dir", str(tmp_path / "out"), "--cut", "fixed:2"))
+    assert "error: input is truncated or corrupt: decoded " in message and " s of 5.0 s" in message, message
+    assert not list((tmp_path / "out").glob("segment_*"))
+
+
+def test_stream_copy_on_a_single_keyframe_re_encodes_and_says_so(tmp_path):
+    single = make_video(tmp_path / "single.mp4", duration=5.0, keyframe_every=1000)
+    result = run("run", str(single), "--output-dir", str(tmp_path / "out"), "--cut", "fixed:2", "--stream-copy",
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    assert ("python -m processor: note: re-encoding instead of stream copy: the input's keyframes allow 1 of "
+            "the 3 planned segments") in result.stderr
+    assert '"event": "stream_copy_declined"' in result.stderr
+    assert [round(s["duration"]) for s in json.loads(result.stdout)["segments"]] == [2, 2, 1]
 
 
 def test_a_caption_no_font_can_draw_exits_2_naming_the_characters(clip, tmp_path):

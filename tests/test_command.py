@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from processor import binaries, subtitles
 from processor.command import (GLOBAL_ARGS, caption_picture, caption_pictures_command, copy_command, copy_keyframes,
+                               copy_shortfall,
                                cut_frames, encode_command, graph_path, output_rate, output_size, source,
                                stream_copy_possible, text_ranges, video_chain)
 from processor.plan import Segment
@@ -277,10 +278,32 @@ def test_no_audio_stream_means_no_audio_options(tmp_path: Path):
 
 
 def test_odd_rotated_input_is_cropped_even_after_autorotation(tmp_path: Path):
-    media = MediaInfo(**{**MEDIA.__dict__, "width": 1921, "height": 1079, "rotation": 90})
+    media = MediaInfo(**{**MEDIA.__dict__, "width": 1281, "height": 719, "rotation": 90})
     argv = encode_command("ffmpeg", Path("/v.mp4"), media, segments_of([0, 10]), tmp_path,
                           preset="fast", crf=23)
-    assert video_filters(argv) == [("fps", {"fps": "30"}), ("crop", {"w": "1078", "h": "1920"}),
+    assert video_filters(argv) == [("fps", {"fps": "30"}), ("crop", {"w": "718", "h": "1280"}),
+                                   ("format", {"pix_fmts": "yuv420p"})]
+
+
+@pytest.mark.parametrize(("size", "rotation", "max_long_side", "expected"), [
+    ((3840, 2160), 0, 1920, (1920, 1080)), ((7680, 4320), 0, 1920, (1920, 1080)),
+    ((3840, 2160), 90, 1920, (1080, 1920)), ((4000, 3000), 0, 1920, (1920, 1440)),
+    ((1920, 1080), 0, 1280, (1280, 720)), ((1921, 1079), 0, 1920, (1920, 1078)),
+    # 2400 x 1080 (a 20:9 phone) at 1000: 450 exactly; 1001 x 3 rounds to an even side, never 0.
+    ((2400, 1080), 0, 1000, (1000, 450)), ((3001, 3), 0, 1000, (1000, 2)),
+])
+def test_output_size_is_capped_on_the_long_side_keeping_the_aspect_ratio(size, rotation, max_long_side, expected):
+    media = MediaInfo(**{**MEDIA.__dict__, "width": size[0], "height": size[1], "rotation": rotation})
+    assert output_size(media, max_long_side) == expected
+    width, height = expected
+    assert width % 2 == 0 and height % 2 == 0 and max(width, height) == max_long_side
+
+
+def test_a_large_input_is_scaled_down_before_the_captions(tmp_path: Path):
+    media = MediaInfo(**{**MEDIA.__dict__, "width": 3840, "height": 2160, "rotation": 270})
+    argv = encode_command("ffmpeg", Path("/v.mp4"), media, segments_of([0, 10]), tmp_path,
+                          preset="fast", crf=23, max_long_side=1280)
+    assert video_filters(argv) == [("fps", {"fps": "30"}), ("scale", {"w": "720", "h": "1280"}),
                                    ("format", {"pix_fmts": "yuv420p"})]
 
 
@@ -314,6 +337,7 @@ def test_captions_reach_the_graph_only_as_their_pictures(tmp_path: Path):
     ({"video_codec": "hevc"}, False),
     ({"pix_fmt": "yuv444p"}, False),
     ({"width": 1921}, False),
+    ({"width": 2560, "height": 1440}, False),  # larger than the output's long side: scaled
 ])
 def test_stream_copy_only_when_the_input_already_is_the_output_format(changes, possible):
     media = MediaInfo(**{**MEDIA.__dict__, **changes})
@@ -331,6 +355,20 @@ def test_stream_copy_only_when_the_input_already_is_the_output_format(changes, p
 ])
 def test_copy_cuts_snap_to_keyframes(bounds, keyframes, expected):
     assert copy_keyframes(segments_of(bounds), keyframes, bounds[-1]) == expected
+
+
+@pytest.mark.parametrize(("bounds", "keyframes", "reason"), [
+    ([0, 2, 4, 6], [2, 4], None),
+    ([0, 2.4, 5.2, 6], [2, 5], None),                 # 2.0, 3.0, 1.0 for 2.4, 2.8, 0.8: within 1.5x
+    ([0, 2.4, 5.2, 6], [2, 4], "at the input's keyframes segment 2 would last 2.00 s instead of 0.80 s"),
+    ([0, 2, 4, 6], [2], "the input's keyframes allow 2 of the 3 planned segments"),
+    ([0, 2, 4, 6], [], "the input's keyframes allow 1 of the 3 planned segments"),
+    ([0, 2, 4, 6], [1, 4.5], "at the input's keyframes segment 1 would last 3.50 s instead of 2.00 s"),
+    ([0, 2, 4], [3.1], "at the input's keyframes segment 0 would last 3.10 s instead of 2.00 s"),
+    ([0, 2, 4], [3.0], None),                         # exactly 1.5x is still honoured
+])
+def test_copy_is_declined_when_keyframes_cannot_honour_the_plan(bounds, keyframes, reason):
+    assert copy_shortfall(segments_of(bounds), keyframes, bounds[-1]) == reason
 
 
 @pytest.mark.parametrize(("audio_codec", "audio_options"), [("aac", {"-c:a": "copy"}),

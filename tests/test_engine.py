@@ -17,11 +17,14 @@ from processor import binaries, command
 from processor.binaries import tool
 from processor.contract import FixedCut, RandomCut
 from processor.engine import EncodeSettings, SegmentFile, cut
-from processor.errors import DeadlineExceededError, FFmpegError, InvalidJobError, NotAVideoError
+from processor.errors import (DeadlineExceededError, FFmpegError, FFmpegKilledError, InvalidInputError,
+                              InvalidJobError, NotAVideoError, TransientError)
 from processor.plan import Segment, plan_boundaries
 from processor.probe import probe
 from processor.transcode import progress_fraction
-from sandbox.media import (gray_frame, make_audio_only, make_not_a_video, make_video, mean_abs_diff,
+from tests.processes import kill_first_ffmpeg
+from sandbox.media import (gray_frame, make_audio_only, make_not_a_video, make_truncated, make_video,
+                           mean_abs_diff,
                            streams)
 
 FRAME = 1 / 30
@@ -169,7 +172,7 @@ def test_rotation_metadata_is_applied_to_the_pixels(tmp_path: Path, rotation: in
 
 
 def test_stream_copy_keeps_the_bitstream_and_reports_real_bounds(tmp_path: Path, clip: Path):
-    segments = segments_of([0.0, 1.4, 2.6, 4.0])
+    segments = segments_of([0.0, 1.2, 2.8, 4.0])  # keyframes every second: cuts at 1 and 3
     files = cut(clip, segments, tmp_path, EncodeSettings(stream_copy=True))
     assert [(f.index, f.start, f.end) for f in files] == [(0, 0.0, 1.0), (1, 1.0, 3.0), (2, 3.0, 4.0)]
     for file in files:
@@ -187,9 +190,14 @@ def test_stream_copy_keeps_the_bitstream_and_reports_real_bounds(tmp_path: Path,
         == packet_sizes(clip)
 
 
-def test_stream_copy_merges_cuts_that_share_a_keyframe(tmp_path: Path, clip: Path):
-    files = cut(clip, segments_of([0.0, 0.4, 0.8, 1.2, 4.0]), tmp_path, EncodeSettings(stream_copy=True))
-    assert [(f.index, f.start, f.end) for f in files] == [(0, 0.0, 1.0), (1, 1.0, 4.0)]
+def test_stream_copy_on_sparse_keyframes_re_encodes_the_plan_and_says_so(tmp_path: Path, clip: Path):
+    notices: list[str] = []
+    segments = segments_of([0.0, 0.4, 0.8, 1.2, 4.0])  # three cuts would share the keyframe at 1 s
+    files = cut(clip, segments, tmp_path, EncodeSettings(stream_copy=True), on_notice=notices.append)
+    assert [(f.index, f.start, f.end) for f in files] == [(s.index, s.start, s.end) for s in segments]
+    for file, segment in zip(files, segments):
+        assert file.duration == pytest.approx(segment.duration, abs=FRAME + 1e-3)
+    assert notices == ["re-encoding instead of stream copy: the input's keyframes allow 2 of the 4 planned segments"]
     assert sorted(tmp_path.glob("segment_*.mp4")) == [f.path for f in files]
 
 
@@ -245,6 +253,50 @@ def test_ffmpeg_failure_carries_its_error_output(tmp_path: Path):
     with pytest.raises(FFmpegError, match="matches no streams"):
         cut(silent, segments_of([0.0, 1.0]), tmp_path / "out", EncodeSettings(), media=wrong)
     assert not list((tmp_path / "out").glob("segment_*.mp4"))
+
+
+@pytest.mark.parametrize(("memory", "expected"), [
+    ("3008", "ffmpeg was killed (SIGKILL), most likely out of memory at 3008 MB; raise function.memoryMb "
+             "or lower VIDEO_MAX_LONG_SIDE (the output size)"),
+    (None, "ffmpeg was killed (SIGKILL), most likely out of memory; give the worker more memory "
+           "or lower VIDEO_MAX_LONG_SIDE (the output size)"),
+])
+def test_ffmpeg_killed_by_the_system_is_transient_and_says_what_to_change(
+        tmp_path: Path, long_clip: Path, monkeypatch: pytest.MonkeyPatch, memory: str | None, expected: str):
+    if memory:
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
+    else:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
+    killer = kill_first_ffmpeg(os.getpid())
+    with pytest.raises(FFmpegKilledError) as raised:
+        cut(long_clip, segments_of([0.0, 6.0, 12.0]), tmp_path, EncodeSettings(preset="slow"))
+    killer.join()
+    assert isinstance(raised.value, TransientError) and raised.value.error_type == "ffmpeg_killed"
+    assert str(raised.value) == expected
+    assert not list(tmp_path.glob("segment_*.mp4"))
+
+
+def test_a_truncated_upload_is_reported_as_an_input_problem(tmp_path: Path):
+    truncated = make_truncated(tmp_path / "upload.mp4", make_video(tmp_path / "whole.mp4", duration=5.0), 0.3)
+    media = probe(truncated)
+    assert media.duration == pytest.approx(5.0, abs=0.1)
+    with pytest.raises(InvalidInputError) as raised:
+        cut(truncated, segments_of([0.0, 2.0, 4.0, 5.0]), tmp_path / "out", EncodeSettings(), media=media)
+    message = str(raised.value)
+    assert message.startswith("input is truncated or corrupt: decoded ") and message.endswith(
+        " s of 5.0 s; upload the whole file again"), message
+    decoded = float(message.split("decoded ")[1].split(" s")[0])
+    assert 0.5 < decoded < 3.0, message
+    assert not list((tmp_path / "out").glob("segment_*.mp4"))
+
+
+def test_a_large_input_is_scaled_to_the_long_side_with_its_caption(tmp_path: Path):
+    source = make_video(tmp_path / "in.mp4", duration=1.0, width=1280, height=720)
+    segments = segments_of([0.0, 1.0], ["caption"])
+    files = cut(source, segments, tmp_path / "out", EncodeSettings(max_long_side=640))
+    stream = video(files[0].path)
+    assert (stream["width"], stream["height"]) == (640, 360)
+    assert files[0].duration == pytest.approx(1.0, abs=FRAME + 1e-3)
 
 
 @pytest.mark.parametrize("make", [make_not_a_video, make_audio_only])
@@ -318,21 +370,23 @@ def test_wrapped_text_stays_inside_the_safe_margin(tmp_path: Path, clip: Path):
 
 
 def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch):
-    for name in ("VIDEO_PRESET", "VIDEO_CRF", "VIDEO_STREAM_COPY"):
+    for name in ("VIDEO_PRESET", "VIDEO_CRF", "VIDEO_STREAM_COPY", "VIDEO_MAX_LONG_SIDE"):
         monkeypatch.delenv(name, raising=False)
-    assert EncodeSettings.from_env() == EncodeSettings("veryfast", 23, False)
+    assert EncodeSettings.from_env() == EncodeSettings("veryfast", 23, False, 1920)
     monkeypatch.setenv("VIDEO_PRESET", "ultrafast")
     monkeypatch.setenv("VIDEO_CRF", " 28 ")
     monkeypatch.setenv("VIDEO_STREAM_COPY", "Yes")
-    assert EncodeSettings.from_env() == EncodeSettings("ultrafast", 28, True)
+    monkeypatch.setenv("VIDEO_MAX_LONG_SIDE", "1280")
+    assert EncodeSettings.from_env() == EncodeSettings("ultrafast", 28, True, 1280)
 
 
 @pytest.mark.parametrize(("name", "value"), [
     ("VIDEO_PRESET", "turbo"), ("VIDEO_PRESET", "veryfast; rm -rf /"), ("VIDEO_CRF", "23.5"),
     ("VIDEO_CRF", "52"), ("VIDEO_CRF", "-1"), ("VIDEO_STREAM_COPY", "maybe"),
+    ("VIDEO_MAX_LONG_SIDE", "1080p"), ("VIDEO_MAX_LONG_SIDE", "100"), ("VIDEO_MAX_LONG_SIDE", "10000"),
 ])
 def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str):
-    for other in ("VIDEO_PRESET", "VIDEO_CRF", "VIDEO_STREAM_COPY"):
+    for other in ("VIDEO_PRESET", "VIDEO_CRF", "VIDEO_STREAM_COPY", "VIDEO_MAX_LONG_SIDE"):
         monkeypatch.delenv(other, raising=False)
     monkeypatch.setenv(name, value)
     with pytest.raises(InvalidJobError) as error:

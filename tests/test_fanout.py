@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from processor.command import cut_frames, encode_command, output_rate
 from processor.engine import EncodeSettings, cut, cut_item
-from processor.fanout import (EXECUTION_NAME_LIMIT, INLINE_MAX_ITEMS, Item, estimated_encode_seconds, execution_name,
-                              failure_of, inline, item_cut, plan_items, state_machine_arn)
+from processor.fanout import (EXECUTION_NAME_LIMIT, INLINE_MAX_ITEMS, Item, execution_name, failure_of, inline,
+                              item_cut, plan_items, state_machine_arn)
 from processor.plan import Segment
 from processor.probe import MediaInfo, probe
 from sandbox.media import gray_frame, make_video, mean_abs_diff
@@ -135,17 +135,6 @@ def test_the_state_machine_arn_follows_the_functions():
 ])
 def test_the_reason_a_step_failed(error, expected):
     assert failure_of(error) == expected
-
-
-def test_the_time_estimate_scales_with_pixels_length_and_memory():
-    # The measurements: 82.7 s for 120 s of 1080p30 on two whole cores (what 3,538 MB
-    # buy; 3,008 MB get 1.7 of them), 31.4 s on six (10,240 MB).
-    assert estimated_encode_seconds(120, 1920, 1080, Fraction(30), 2 * 1769) == pytest.approx(82.7, rel=0.1)
-    assert estimated_encode_seconds(120, 1920, 1080, Fraction(30), 10240) == pytest.approx(31.4, rel=0.1)
-    full_hd = estimated_encode_seconds(120, 1920, 1080, Fraction(30), 3008)
-    assert full_hd == pytest.approx(82.7 * 2 * 1769 / 3008, rel=0.1)
-    assert estimated_encode_seconds(60, 1920, 1080, Fraction(30), 3008) == pytest.approx(full_hd / 2)
-    assert estimated_encode_seconds(120, 960, 540, Fraction(30), 3008) == pytest.approx(full_hd / 4)
 
 
 def test_items_encoded_apart_equal_the_single_pass(tmp_path: Path):

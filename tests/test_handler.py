@@ -21,6 +21,7 @@ from processor.handler import lambda_handler
 from sandbox import backend
 from sandbox.servers import free_port
 from tests.jobworld import LambdaContext, queue_job
+from tests.processes import kill_first_ffmpeg
 from tests.progress_checks import ChannelRecorder, check_job_messages
 from sandbox.media import make_not_a_video, make_video
 
@@ -185,17 +186,78 @@ def test_no_time_left_fails_the_job_instead_of_leaving_it_processing(queued):
     assert queued.segment_keys() == []
 
 
-def test_a_timeout_striking_during_ffmpeg_stops_it_and_fails_the_job(backend_world, tmp_path, job_id):
+def test_a_timeout_striking_during_ffmpeg_stops_it_and_fails_the_job(backend_world, tmp_path, job_id, monkeypatch):
     long_video = make_video(tmp_path / "long.mp4", duration=40.0, width=640, height=360)
     queued = queue_job(backend_world, long_video, job_id)
+    # The estimate (processor.limits) lets it start: about 1.6 s at veryfast's speed, under the
+    # 4 s left; at the slow preset it takes several times that.
+    monkeypatch.setenv("VIDEO_PRESET", "slow")
     started = time.monotonic()
     lambda_handler(queued.event(cutting_options={"type": "fixed", "duration_seconds": 5},
                                 text_strategy="one_for_all", text_input={"base_text": "slow"}),
-                   LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS + 1.0))
+                   LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS + 4.0))
     row = queued.row()
     assert (row["status"], row["error_type"]) == ("FAILED", "timeout"), row
     # ffmpeg was stopped at the deadline, not left to finish the whole video.
     assert time.monotonic() - started < handler.SAFETY_MARGIN_SECONDS
+    assert queued.segment_keys() == []
+
+
+def test_an_ffmpeg_killed_mid_job_is_retried_and_the_retry_completes(backend_world, tmp_path, job_id, monkeypatch):
+    video = make_video(tmp_path / "in.mp4", duration=12.0, width=640, height=360)
+    queued = queue_job(backend_world, video, job_id)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+    killer = kill_first_ffmpeg(os.getpid())
+    with pytest.raises(Exception) as raised:
+        lambda_handler(queued.event(), LambdaContext())
+    killer.join()
+    assert type(raised.value).__name__ == "FFmpegKilledError"
+    row = queued.row()
+    assert row["status"] == "PROCESSING" and row["lease_expires_at"] == 0
+    assert row["last_error"].startswith("ffmpeg was killed (SIGKILL), most likely out of memory at 3008 MB")
+    assert queued.segment_keys() == []
+    # Lambda's retry: a fresh invocation with its memory back.
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "completed"
+    row = queued.row()
+    assert (row["status"], row["processing_attempts"], row["segments_created"]) == ("COMPLETED", 2, 6)
+
+
+def test_an_ffmpeg_killed_on_the_last_attempt_fails_the_job_saying_what_to_change(queued, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+    monkeypatch.setenv("MAX_ATTEMPTS", "1")
+    killer = kill_first_ffmpeg(os.getpid(), after=0.05)
+    result = lambda_handler(queued.event(), LambdaContext())
+    killer.join()
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert (row["status"], row["error_type"]) == ("FAILED", "ffmpeg_killed")
+    assert row["error_message"] == ("gave up after 1 attempts: ffmpeg was killed (SIGKILL), most likely out of "
+                                    "memory at 3008 MB; raise function.memoryMb or lower VIDEO_MAX_LONG_SIDE "
+                                    "(the output size)")
+    assert queued.segment_keys() == []
+
+
+def test_a_video_too_large_for_the_functions_memory_fails_before_encoding(queued, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+    result = lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert (row["status"], row["error_type"]) == ("FAILED", "input_too_large")
+    assert row["error_message"].startswith("encoding this video at 320x240 needs about ")
+    assert row["error_message"].endswith(" MB, more than the 128 MB of this function; raise function.memoryMb or "
+                                         "lower VIDEO_MAX_LONG_SIDE (the output size)")
+    assert queued.segment_keys() == []
+
+
+def test_a_video_too_long_for_the_time_left_fails_at_once_with_the_reason(backend_world, tmp_path, job_id):
+    video = make_video(tmp_path / "in.mp4", duration=30.0, width=1280, height=720)
+    queued = queue_job(backend_world, video, job_id)
+    result = lambda_handler(queued.event(), LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS + 2.0))
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert (row["status"], row["error_type"]) == ("FAILED", "input_too_large"), row
+    assert row["error_message"].startswith("encoding this video at 1280x720 takes about ")
+    assert " s left; raise function.memoryMb (more cores)" in row["error_message"]
     assert queued.segment_keys() == []
 
 

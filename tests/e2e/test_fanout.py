@@ -1,8 +1,5 @@
 """Fan-out on real parts: the state machine the Pulumi program declares, run by moto's own Step
-Functions interpreter, its Lambda tasks run by the local Lambda from the built zips.
-
-The function runs small (128 MB, 120 s) so that a modest input is too long for one item.
-"""
+Functions interpreter, its Lambda tasks run by the local Lambda from the built zips."""
 
 from __future__ import annotations
 
@@ -66,20 +63,15 @@ def world(fanout_declared, shipped_zips, tmp_path_factory):
         layer_zip, code_zip = shipped_zips
         spec = FunctionSpec.declared(fanout_declared.named("video-processor").inputs,
                                      fanout_declared.function_environment, code_zip, layer_zip,
-                                     memory_mb=128, timeout_seconds=120, retry_delays=(0.5, 0.5))
+                                     timeout_seconds=120, retry_delays=(0.5, 0.5))
         try:
             with LocalLambda(spec, server.environment(), tmp_path_factory.mktemp("fanout-lambda")) as local:
                 proxy.lambda_endpoint = local.endpoint
-                yield local, arn
+                yield local, arn, proxy, server
         except InvokerUnavailable as error:
             pytest.fail(f"cannot run the function as Lambda does: {error}")
         finally:
             servers.__exit__(None, None, None)
-
-
-@pytest.fixture
-def fanout(world):
-    return world[0]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +108,7 @@ def history(execution: dict) -> list[dict]:
 
 
 def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_path):
-    local, arn = world
+    local, arn = world[:2]
     queued, request_id = start_job(local, long_clip, job_id, text_strategy="unique_for_all",
                                    text_input={"unique_texts": TEXTS})
     execution = finished(arn, job_id)
@@ -162,7 +154,7 @@ def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_
 
 
 def test_an_item_killed_once_is_retried_and_the_job_completes(world, long_clip, job_id):
-    local, arn = world
+    local, arn = world[:2]
     queued, _ = start_job(local, long_clip, job_id)
 
     def item_encoding():
@@ -185,7 +177,7 @@ def test_an_item_killed_once_is_retried_and_the_job_completes(world, long_clip, 
 def test_an_item_failing_for_good_fails_the_job_and_leaves_no_keys(world, long_clip, job_id, tmp_path):
     """The upload's tail is cut off behind a moov box at the front: it probes whole, so the
     first item encodes and uploads, and the last one finds no frames."""
-    local, arn = world
+    local, arn = world[:2]
     whole = tmp_path / "whole.mp4"
     subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(long_clip), "-c", "copy", "-movflags", "+faststart",
                     str(whole)], check=True)
@@ -195,13 +187,13 @@ def test_an_item_failing_for_good_fails_the_job_and_leaves_no_keys(world, long_c
     execution = finished(arn, job_id)
     assert execution["status"] == "FAILED", execution
     row = queued.wait_for("FAILED")
-    assert row["error_type"] in ("ffmpeg_error", "not_a_video"), row
-    assert "segment" in row["error_message"] or "ffmpeg" in row["error_message"], row["error_message"]
+    assert row["error_type"] == "invalid_input", row
+    assert "input is truncated or corrupt" in row["error_message"], row["error_message"]
     assert queued.segment_keys() == []
 
 
 def test_a_duplicate_delivery_during_the_execution_neither_starts_nor_encodes(world, long_clip, job_id):
-    local, arn = world
+    local, arn = world[:2]
     queued, request_id = start_job(local, long_clip, job_id)
     wait_until(lambda: executions(arn) and any(e["name"].startswith(job_id) for e in executions(arn)), 60,
                lambda: "the execution never started")
@@ -213,26 +205,34 @@ def test_a_duplicate_delivery_during_the_execution_neither_starts_nor_encodes(wo
     assert len([e for e in executions(arn) if e["name"].startswith(job_id)]) == 1
 
 
-def test_a_job_whose_item_cannot_finish_in_time_fails_at_prepare(world, job_id, tmp_path):
-    local, arn = world
-    big = make_video(tmp_path / "big.mp4", duration=80.0, width=640, height=480, audio=False)
+def test_a_job_whose_item_cannot_finish_in_time_fails_at_prepare(world, job_id, tmp_path, tmp_path_factory):
+    """The same function with a 36 s timeout: prepare has 16 s, less the 15 s an item needs
+    besides encoding, and a 30 s segment of 720p takes longer than that second."""
+    local, arn, proxy, server = world
+    short = dataclasses.replace(local.spec, timeout_seconds=36)
+    big = make_video(tmp_path / "big.mp4", duration=60.0, width=1280, height=720, audio=False)
     queued = queue_job(World, big, job_id)
-    local.invoke_async(queued.event(cutting_options={"type": "fixed", "duration_seconds": 40}))
-    execution = finished(arn, job_id)
+    with LocalLambda(short, server.environment(), tmp_path_factory.mktemp("short-lambda")) as limited:
+        proxy.lambda_endpoint = limited.endpoint
+        try:
+            limited.invoke_async(queued.event(cutting_options={"type": "fixed", "duration_seconds": 30}))
+            execution = finished(arn, job_id)
+        finally:
+            proxy.lambda_endpoint = local.endpoint
     assert execution["status"] == "FAILED"
     row = queued.wait_for("FAILED")
-    assert row["error_type"] == "timeout" and "need about" in row["error_message"], row
-    assert "128 MB" in row["error_message"]
+    assert row["error_type"] == "invalid_input", row
+    assert row["error_message"].startswith("segments 1 to 1 (30 s) cannot be encoded by one invocation: "
+                                           "encoding this video at 1280x720 takes about"), row["error_message"]
     assert queued.segment_keys() == []
-    history = boto3.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"])["events"]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history(execution) if "stateEnteredEventDetails" in e]
     assert entered[:1] == ["Prepare"] and "EncodeInline" not in entered and "Fail" in entered
 
 
 def test_a_second_start_of_the_same_claim_makes_no_second_execution(world, long_clip, job_id):
     """Step Functions keys an execution by its name, derived from the job and its claim: a second
     start is refused (or, in AWS, answered with the running one), and the job completes once."""
-    local, arn = world
+    local, arn = world[:2]
     queued = queue_job(World, long_clip, job_id)
     store = JobStore(World.table)
     claim = store.claim(job_id, uuid.uuid4().hex, "lambda")

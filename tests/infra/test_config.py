@@ -73,6 +73,8 @@ def test_accepts_every_key_and_the_cli_forms_of_numbers_and_booleans():
     assert loaded.existing.upload_prefix == "incoming/raw/"
     assert (loaded.function.memory_mb, loaded.function.reserved_concurrency, loaded.function.max_event_age_seconds) == (
         10240, 0, 60)
+    assert settings().function.max_output_long_side is None  # the processor's own default, 1920
+    assert settings(function={"maxOutputLongSide": "1280"}).function.max_output_long_side == 1280
     sweep = settings(sweep={"enabled": "false", "rateMinutes": "1", "olderThanMinutes": 10080, "action": "markFailed",
                             "maxRedispatches": 0}).sweep
     assert (sweep.enabled, sweep.rate_minutes, sweep.older_than_minutes, sweep.mode, sweep.max_redispatches) == (
@@ -121,6 +123,8 @@ BAD = [
     ({"function": {"maxRetryAttempts": 3}}, f"{NS}:function.maxRetryAttempts"),
     ({"function": {"maxEventAgeSeconds": 59}}, f"{NS}:function.maxEventAgeSeconds"),
     ({"function": {"maxEventAgeSeconds": 21601}}, f"{NS}:function.maxEventAgeSeconds"),
+    ({"function": {"maxOutputLongSide": 239}}, f"{NS}:function.maxOutputLongSide"),
+    ({"function": {"maxOutputLongSide": 7681}}, f"{NS}:function.maxOutputLongSide"),
     ({"sweep": "daily"}, f"{NS}:sweep"),
     ({"sweep": {"every": 5}}, f"{NS}:sweep.every"),
     ({"sweep": {"enabled": "sometimes"}}, f"{NS}:sweep.enabled"),

@@ -213,6 +213,15 @@ def test_function_environment_is_exactly_what_the_processor_reads_and_nothing_re
     assert declared(config_name).outputs["functionEnvironment"] == environment
 
 
+def test_a_capped_output_size_reaches_the_processor():
+    from infra import function
+    from tests.infra.test_config import settings
+
+    environment = function.environment(settings(function={"maxOutputLongSide": 1280}))
+    assert environment["VIDEO_MAX_LONG_SIDE"] == "1280"
+    assert "VIDEO_MAX_LONG_SIDE" not in function.environment(settings())
+
+
 def test_environment_guard_refuses_reserved_keys_and_oversized_environments(monkeypatch: pytest.MonkeyPatch):
     from infra import function
     from infra.config import load
