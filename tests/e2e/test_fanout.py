@@ -221,7 +221,7 @@ def test_a_job_whose_item_cannot_finish_in_time_fails_at_prepare(world, job_id, 
             proxy.lambda_endpoint = local.endpoint
     assert execution["status"] == "FAILED"
     row = queued.wait_for("FAILED")
-    assert row["error_type"] == "invalid_input", row
+    assert row["error_type"] == "input_too_large", row
     assert row["error_message"].startswith("segments 1 to 1 (30 s) cannot be encoded by one invocation: "
                                            "encoding this video at 1280x720 takes about"), row["error_message"]
     assert queued.segment_keys() == []
