@@ -193,7 +193,7 @@ class FanoutSteps:
                              deadline=deadline)
             storage.upload_segments(job, [f.path for f in files], lambda _: heartbeat(), first=item.first,
                                     durations=[f.duration for f in files])
-        done = store.count_done(job.job_id, attempt, range(item.first, item.first + item.count))
+        done = store.count_done(job.job_id, attempt, range(item.first, item.first + item.count), len(segments))
         reporter = self._reporter(job)
         reporter.total_segments = len(segments)
         reporter.stage(stages.PROCESSING, fraction=done / len(segments), current_segment=done)

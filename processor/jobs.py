@@ -33,6 +33,8 @@ from processor.progress_update import COMPLETED as COMPLETED_STAGE
 from processor.progress_update import FAILED as FAILED_STAGE
 # processing_stage of a job claimed (or handed back for a retry) and not started: today's first stage.
 from processor.progress_update import QUEUED as QUEUED_STAGE
+from processor.progress_update import PROCESSING as PROCESSING_STAGE
+from processor.progress_update import percentage
 from processor.variations import TextVariations
 
 QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
@@ -186,11 +188,12 @@ class JobStore:
         ):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
 
-    def count_done(self, job_id: str, attempt_id: str, indices: Sequence[int]) -> int:
-        """Record segments ``indices`` as done and renew the lease; how many are done now.
+    def count_done(self, job_id: str, attempt_id: str, indices: Sequence[int], total: int) -> int:
+        """Record segments ``indices`` of ``total`` as done and renew the lease; how many are done now.
 
         Items finish in any order, at once: an atomic ADD into a number set, never a read then a
-        write, and a retried item that already counted its segments counts nothing twice.
+        write, and a retried item that already counted its segments counts nothing twice. The
+        row's progress fields follow, never backwards: a count written late loses to a higher one.
         """
         changed = self._updated(
             "segment count", job_id, "ADD segments_done :indices SET lease_expires_at = :lease, updated_at = :now",
@@ -200,7 +203,14 @@ class JobStore:
             returns="ALL_NEW")
         if changed is None:
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
-        return len(changed["segments_done"])
+        done = len(changed["segments_done"])
+        self._update(
+            "progress", job_id,
+            "SET current_segment = :done, progress_percentage = :pct, processing_stage = :stage",
+            f"{_OWNED} AND (attribute_not_exists(current_segment) OR current_segment < :done)",
+            {":done": done, ":pct": _decimal(percentage(PROCESSING_STAGE, done / total)), ":stage": PROCESSING_STAGE,
+             ":attempt": attempt_id, ":processing": PROCESSING})
+        return done
 
     def save_text_variations(self, job_id: str, attempt_id: str, variations: TextVariations) -> None:
         """Store base_vary's texts before any segment is encoded: every later attempt reuses them."""
