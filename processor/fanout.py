@@ -8,9 +8,9 @@ segments, each encoded by seeking to its first frame (processor.command.encode_c
 ``first_frame`` and ``frames``).
 
 Everything an item needs is derived again from the job, as every retry does: the plan from the
-job and the probed duration (processor.plan is deterministic), the texts from the row (base_vary
-stores them before any encode). So an item is two numbers, and a list of a thousand items is a
-few kilobytes.
+job and the probed duration (processor.plan is deterministic; the probe travels in the
+execution's input), the texts from the row (base_vary stores them before any encode). So an
+item is two numbers, and a list of a thousand items is a few kilobytes.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from processor.command import cut_frames
 from processor.errors import ProcessorError, TransientError
 from processor.plan import Segment
 
-# An item pays a cold start, a download and a probe before it encodes: a few seconds, worth it
-# only for at least this much video. Longer segments are one item each.
+# An item pays a cold start, reading the upload's index and uploading its segments: a few
+# seconds, worth it only for at least this much video. Longer segments are one item each.
 MIN_ITEM_SECONDS = 10.0
 # Step Functions: an execution name has at most 80 characters: letters, digits, '-' and '_'.
 EXECUTION_NAME_LIMIT = 80
