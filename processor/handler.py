@@ -30,9 +30,12 @@ SAFETY_MARGIN_SECONDS = 20.0
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     remaining = context.get_remaining_time_in_millis() / 1000
     deadline = time.monotonic() + remaining - SAFETY_MARGIN_SECONDS
-    job_id = event.get("job_id") if isinstance(event, Mapping) else None
+    # A fan-out step carries the job's event under "job".
+    request = event.get("job") if is_step_event(event) else event
+    job_id = request.get("job_id") if isinstance(request, Mapping) else None
     log("invocation", job_id=job_id if isinstance(job_id, str) else None,
-        request_id=getattr(context, "aws_request_id", None), remaining_seconds=round(remaining, 1))
+        request_id=getattr(context, "aws_request_id", None), remaining_seconds=round(remaining, 1),
+        **({"step": event["fanout"]} if is_step_event(event) else {}))
     runner = build_runner("lambda")
     if is_sweep_event(event):
         return scheduled_sweep(event, runner.store, context.function_name, deadline)
