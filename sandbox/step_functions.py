@@ -39,6 +39,10 @@ class FrontProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -98,7 +102,7 @@ def moto_with_step_functions() -> Iterator[tuple[MotoServer, FrontProxy]]:
     ``lambda_endpoint`` at a local invoker to run Lambda tasks."""
     proxy = FrontProxy(free_port())
     try:
-        with moto_server(environment={"MOTO_PORT": str(proxy._server.server_address[1])}) as server:
+        with moto_server(environment={"MOTO_PORT": str(proxy.port)}) as server:
             proxy.moto_endpoint = server.endpoint
             enable_executions(server.endpoint)
             yield server, proxy

@@ -3,12 +3,14 @@ Functions interpreter, its Lambda tasks run by the local Lambda from the built z
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -26,8 +28,9 @@ from processor.probe import probe
 from sandbox import backend
 from sandbox.lambda_invoker import FunctionSpec, InvokerUnavailable, LocalLambda
 from sandbox.media import gray_frame, make_video, mean_abs_diff
-from sandbox.servers import ServerUnavailable
-from sandbox.step_functions import moto_with_step_functions
+from sandbox.servers import MotoServer, ServerUnavailable
+from sandbox.step_functions import FrontProxy, moto_with_step_functions
+from tests.conftest import BackendWorld
 from tests.jobworld import QueuedJob, queue_job
 from tests.processes import command_of, descendants, wait_until
 
@@ -42,15 +45,27 @@ def fanout_declared(redis_url):
                        secrets=["progressRedisUrl"])
 
 
+@dataclass(frozen=True)
+class FanoutWorld:
+    local: LocalLambda
+    arn: str  # the state machine's
+    proxy: FrontProxy
+    server: MotoServer
+
+
+# The backend's default names, which the declared function uses.
+TABLES = BackendWorld(backend.DEFAULT_BUCKET, backend.DEFAULT_TABLE)
+
+
 @pytest.fixture(scope="module")
 def world(fanout_declared, shipped_zips, tmp_path_factory):
     """moto running state machines, the declared machine created in it, the local Lambda behind it."""
-    try:
-        servers = moto_with_step_functions()
-        server, proxy = servers.__enter__()
-    except ServerUnavailable as error:
-        pytest.fail(f"moto server could not start: {error}")
-    with pytest.MonkeyPatch.context() as patch:
+    with contextlib.ExitStack() as stack:
+        try:
+            server, proxy = stack.enter_context(moto_with_step_functions())
+        except ServerUnavailable as error:
+            pytest.fail(f"moto server could not start: {error}")
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
         for name, value in server.environment().items():
             patch.setenv(name, value)
         backend.create_bucket()
@@ -65,13 +80,11 @@ def world(fanout_declared, shipped_zips, tmp_path_factory):
                                      fanout_declared.function_environment, code_zip, layer_zip,
                                      timeout_seconds=120, retry_delays=(0.5, 0.5))
         try:
-            with LocalLambda(spec, server.environment(), tmp_path_factory.mktemp("fanout-lambda")) as local:
-                proxy.lambda_endpoint = local.endpoint
-                yield local, arn, proxy, server
+            local = stack.enter_context(LocalLambda(spec, server.environment(), tmp_path_factory.mktemp("fanout-lambda")))
         except InvokerUnavailable as error:
             pytest.fail(f"cannot run the function as Lambda does: {error}")
-        finally:
-            servers.__exit__(None, None, None)
+        proxy.lambda_endpoint = local.endpoint
+        yield FanoutWorld(local, arn, proxy, server)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +92,8 @@ def long_clip(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("fanout-media") / "clip.mp4", duration=24.0)
 
 
-class World:
-    bucket, table = backend.DEFAULT_BUCKET, backend.DEFAULT_TABLE
-
-
 def start_job(local: LocalLambda, video: Path, job_id: str, **event) -> tuple[QueuedJob, str]:
-    queued = queue_job(World, video, job_id)
+    queued = queue_job(TABLES, video, job_id)
     return queued, local.invoke_async(queued.event(cutting_options={"type": "fixed", "duration_seconds": 4}, **event))
 
 
@@ -108,7 +117,7 @@ def history(execution: dict) -> list[dict]:
 
 
 def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_path):
-    local, arn = world[:2]
+    local, arn = world.local, world.arn
     queued, request_id = start_job(local, long_clip, job_id, text_strategy="unique_for_all",
                                    text_input={"unique_texts": TEXTS})
     execution = finished(arn, job_id)
@@ -129,7 +138,7 @@ def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_
     s3 = boto3.client("s3")
     for segment, stored in zip(single, row["segment_durations"]):
         fanned = tmp_path / f"fanned-{segment.index}.mp4"
-        s3.download_file(World.bucket, keys[segment.index], str(fanned))
+        s3.download_file(TABLES.bucket, keys[segment.index], str(fanned))
         assert abs(float(stored) - segment.duration) <= FRAME + 1e-6
         assert abs(probe(fanned).duration - segment.duration) <= FRAME + 1e-6
         # The same caption on the same frames: the top band, where it is drawn, matches.
@@ -149,12 +158,12 @@ def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_
         assert done and done[0]["bytes_read"] > 0, done
         assert "downloading" not in item.logs[-1].read_text()
     # The item list never went to S3 (an inline Map).
-    assert not [k for k in boto3.client("s3").list_objects_v2(Bucket=World.bucket, Prefix="fanout-items/")
+    assert not [k for k in boto3.client("s3").list_objects_v2(Bucket=TABLES.bucket, Prefix="fanout-items/")
                 .get("Contents", [])]
 
 
 def test_an_item_killed_once_is_retried_and_the_job_completes(world, long_clip, job_id):
-    local, arn = world[:2]
+    local, arn = world.local, world.arn
     queued, _ = start_job(local, long_clip, job_id)
 
     def item_encoding():
@@ -177,7 +186,7 @@ def test_an_item_killed_once_is_retried_and_the_job_completes(world, long_clip, 
 def test_an_item_failing_for_good_fails_the_job_and_leaves_no_keys(world, long_clip, job_id, tmp_path):
     """The upload's tail is cut off behind a moov box at the front: it probes whole, so the
     first item encodes and uploads, and the last one finds no frames."""
-    local, arn = world[:2]
+    local, arn = world.local, world.arn
     whole = tmp_path / "whole.mp4"
     subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(long_clip), "-c", "copy", "-movflags", "+faststart",
                     str(whole)], check=True)
@@ -193,7 +202,7 @@ def test_an_item_failing_for_good_fails_the_job_and_leaves_no_keys(world, long_c
 
 
 def test_a_duplicate_delivery_during_the_execution_neither_starts_nor_encodes(world, long_clip, job_id):
-    local, arn = world[:2]
+    local, arn = world.local, world.arn
     queued, request_id = start_job(local, long_clip, job_id)
     wait_until(lambda: executions(arn) and any(e["name"].startswith(job_id) for e in executions(arn)), 60,
                lambda: "the execution never started")
@@ -208,11 +217,11 @@ def test_a_duplicate_delivery_during_the_execution_neither_starts_nor_encodes(wo
 def test_a_job_whose_item_cannot_finish_in_time_fails_at_prepare(world, job_id, tmp_path, tmp_path_factory):
     """The same function with a 36 s timeout: prepare has 16 s, less the 15 s an item needs
     besides encoding, and a 30 s segment of 720p takes longer than that second."""
-    local, arn, proxy, server = world
+    local, arn, proxy = world.local, world.arn, world.proxy
     short = dataclasses.replace(local.spec, timeout_seconds=36)
     big = make_video(tmp_path / "big.mp4", duration=60.0, width=1280, height=720, audio=False)
-    queued = queue_job(World, big, job_id)
-    with LocalLambda(short, server.environment(), tmp_path_factory.mktemp("short-lambda")) as limited:
+    queued = queue_job(TABLES, big, job_id)
+    with LocalLambda(short, world.server.environment(), tmp_path_factory.mktemp("short-lambda")) as limited:
         proxy.lambda_endpoint = limited.endpoint
         try:
             limited.invoke_async(queued.event(cutting_options={"type": "fixed", "duration_seconds": 30}))
@@ -232,9 +241,9 @@ def test_a_job_whose_item_cannot_finish_in_time_fails_at_prepare(world, job_id, 
 def test_a_second_start_of_the_same_claim_makes_no_second_execution(world, long_clip, job_id):
     """Step Functions keys an execution by its name, derived from the job and its claim: a second
     start is refused (or, in AWS, answered with the running one), and the job completes once."""
-    local, arn = world[:2]
-    queued = queue_job(World, long_clip, job_id)
-    store = JobStore(World.table)
+    local, arn = world.local, world.arn
+    queued = queue_job(TABLES, long_clip, job_id)
+    store = JobStore(TABLES.table)
     claim = store.claim(job_id, uuid.uuid4().hex, "lambda")
     job = parse_event(queued.event(cutting_options={"type": "fixed", "duration_seconds": 4}))
     starter = FanoutStarter(FanoutSettings(arn.rsplit(":", 1)[1], 2, 0), local.arn)
