@@ -6,7 +6,8 @@ Input: the engine benchmark's (bench/engine_bench.py): 1080p30, 60 s, with audio
 a phone's upload; 6 segments of 10 s, a caption on every segment, libx264 veryfast CRF 23. The
 single pass is ``processor.engine.cut``; the items are ``processor.engine.cut_item`` on every
 item of ``processor.fanout.plan_items`` (one segment each here), one after the other. On this
-machine's two cores, one item at a time is what one 2-vCPU function does. The figures replace the ``## Fan-out`` section of
+machine's two cores, one item at a time is what one 2-vCPU function does. The figures replace
+the ``## Fan-out`` section of
 bench/README.md, with the Lambda model they feed (``model``).
 """
 
@@ -90,7 +91,8 @@ def model(cpu_per_second_single: float, cpu_per_second_items: float) -> list[str
         gb = memory / 1024
         single = download + MODEL_SECONDS * cpu_per_second_single / rate + ITEM_FIXED_SECONDS
         single_cost = single * gb * GB_SECOND + PER_REQUEST
-        lines.append(f"| single invocation | {memory} | 1 | {single:.0f}{' (over 900)' if single > LAMBDA_LIMIT_SECONDS else ''}"
+        over = " (over 900)" if single > LAMBDA_LIMIT_SECONDS else ""
+        lines.append(f"| single invocation | {memory} | 1 | {single:.0f}{over}"
                      f" | {single * gb:.0f} | {single_cost:.4f} | 1.00x |")
         encode = segment * cpu_per_second_items / rate
         for per_item in (1, 2):
@@ -108,7 +110,8 @@ def model(cpu_per_second_single: float, cpu_per_second_items: float) -> list[str
             target = 2 * encode + 15
             notes.append(f"- {memory} MB, items of {per_item} segment{'s' if per_item > 1 else ''}: one segment "
                          f"encodes in {encode:.0f} s; the fan-out takes {wall:.0f} s (target 2 x {encode:.0f} + 15 = "
-                         f"{target:.0f} s: {'met' if wall <= target else 'not met'}) and costs {cost / single_cost:.2f}x "
+                         f"{target:.0f} s: {'met' if wall <= target else 'not met'}) and costs "
+                         f"{cost / single_cost:.2f}x "
                          f"the single invocation (target at most 1.15x: "
                          f"{'met' if cost <= 1.15 * single_cost else 'not met'}), ${transitions * PER_TRANSITION:.4f} "
                          "of it in state transitions.")

@@ -66,9 +66,10 @@ def _invoke(function_arn: str, mode: str, **payload: str) -> dict[str, Any]:
 
 
 def _map(function_arn: str, max_concurrency: int, reader: dict[str, Any] | None) -> dict[str, Any]:
-    encode = {**_invoke(function_arn, ITEM, **{"item.$": "$.item", "media.$": "$.media"}), "ResultSelector": {"done.$": "$.Payload.done"},
-              "End": True}
-    processor: dict[str, Any] = {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Encode", "States": {"Encode": encode}}
+    encode = {**_invoke(function_arn, ITEM, **{"item.$": "$.item", "media.$": "$.media"}),
+              "ResultSelector": {"done.$": "$.Payload.done"}, "End": True}
+    processor: dict[str, Any] = {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Encode",
+                                 "States": {"Encode": encode}}
     state: dict[str, Any] = {
         "Type": "Map",
         "ItemSelector": {"job.$": "$.job", "attempt.$": "$.attempt", "media.$": "$.media",

@@ -223,7 +223,8 @@ def cut_item(input_path: commands.Input, part: ItemCut, out_dir: Path, settings:
 
 
 def cut_in_items(input_path: Path, segments: list[Segment], out_dir: Path, settings: EncodeSettings, *, jobs: int,
-                 media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None) -> list[SegmentFile]:
+                 media: MediaInfo | None = None,
+                 on_progress: Callable[[float], None] | None = None) -> list[SegmentFile]:
     """The fan-out's path on this machine: every item (processor.fanout.plan_items) encoded on
     its own by ``cut_item``, ``jobs`` at a time as the state machine's Map runs them, into the
     files ``cut`` writes."""

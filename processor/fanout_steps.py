@@ -1,7 +1,8 @@
 """The function's fan-out steps, as the state machine (infra/state_machine.py) invokes them.
 
 The starting invocation claims the job as every job is claimed, probes it over HTTP without
-downloading it (``probe_upload``), and starts the execution (``start``) instead of encoding; the execution then carries that claim's attempt id
+downloading it (``probe_upload``), and starts the execution (``start``) instead of encoding;
+the execution then carries that claim's attempt id
 through every step, so the steps write the row only while the claim is theirs (the job row's
 conditions, processor.jobs), and a step of a superseded execution changes nothing.
 
@@ -118,8 +119,8 @@ class FanoutSteps:
                 return self.fail(job, attempt, event.get("error"))
             steps: dict[str, Callable[[], dict[str, Any]]] = {
                 PREPARE: lambda: self.prepare(job, attempt, media_from_dict(event["media"]), deadline),
-                ITEM: lambda: self.item(job, attempt, Item.from_dict(event.get("item")), media_from_dict(event["media"]),
-                                        deadline),
+                ITEM: lambda: self.item(job, attempt, Item.from_dict(event.get("item")),
+                                        media_from_dict(event["media"]), deadline),
                 FINISH: lambda: self.finish(job, attempt),
             }
             return steps[mode]()

@@ -36,8 +36,8 @@ def test_segments_done_are_counted_atomically_and_once(claimed):
     store, claim, job = claimed
     store.start_counting(job.job_id, claim.attempt_id, 40)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        counts = list(pool.map(lambda first: store.count_done(job.job_id, claim.attempt_id, range(first, first + 4), 40),
-                               range(0, 40, 4)))
+        counts = list(pool.map(
+            lambda first: store.count_done(job.job_id, claim.attempt_id, range(first, first + 4), 40), range(0, 40, 4)))
     assert sorted(counts)[-1] == 40 and len(set(counts)) == len(counts)
     # A retried item counts its segments again: nothing changes.
     assert store.count_done(job.job_id, claim.attempt_id, range(0, 4), 40) == 40

@@ -80,7 +80,8 @@ def world(fanout_declared, shipped_zips, tmp_path_factory):
                                      fanout_declared.function_environment, code_zip, layer_zip,
                                      timeout_seconds=120, retry_delays=(0.5, 0.5))
         try:
-            local = stack.enter_context(LocalLambda(spec, server.environment(), tmp_path_factory.mktemp("fanout-lambda")))
+            local = stack.enter_context(
+                LocalLambda(spec, server.environment(), tmp_path_factory.mktemp("fanout-lambda")))
         except InvokerUnavailable as error:
             pytest.fail(f"cannot run the function as Lambda does: {error}")
         proxy.lambda_endpoint = local.endpoint
@@ -167,7 +168,8 @@ def test_an_item_killed_once_is_retried_and_the_job_completes(world, long_clip, 
     queued, _ = start_job(local, long_clip, job_id)
 
     def item_encoding():
-        return next((pid for pid in descendants(os.getpid()) if command_of(pid).startswith(("ffmpeg", "/opt/bin/ffmpeg"))
+        return next((pid for pid in descendants(os.getpid())
+                     if command_of(pid).startswith(("ffmpeg", "/opt/bin/ffmpeg"))
                      and " -ss " in command_of(pid)), None)
     ffmpeg = wait_until(item_encoding, 120, lambda: "no item ever encoded")
     parent = next(pid for pid in descendants(os.getpid()) if ffmpeg in descendants(pid)
