@@ -35,7 +35,7 @@ ITEMS_PREFIX = ITEMS_KEY.split("{", 1)[0]
 # function's: StepRetry is a TransientError in a fan-out step; Runtime.ExitError is an
 # invocation whose process died (killed, out of memory).
 _SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                   "Lambda.TooManyRequestsException"]
+                   "Lambda.ClientExecutionTimeoutException", "Lambda.TooManyRequestsException"]
 _FUNCTION_ERRORS = ["StepRetry", "Runtime.ExitError"]
 _CATCH = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Fail"}]
 
