@@ -259,3 +259,22 @@ def test_a_second_start_of_the_same_claim_makes_no_second_execution(world, long_
     assert execution["status"] == "SUCCEEDED", json.dumps(history(execution), default=str, indent=1)
     assert [e["name"] for e in executions(arn) if e["name"].startswith(job_id)] == [f"{job_id}-1"]
     assert len(queued.wait_for("COMPLETED")["output_s3_urls"]) == 6
+
+
+def test_more_items_than_an_inline_map_runs_go_through_s3_to_a_distributed_map(world, job_id, tmp_path):
+    """41 items of 10 s (tiny frames, no audio): prepare writes the list to S3 and the
+    distributed Map reads it with its item reader."""
+    local, arn = world.local, world.arn
+    tiny = make_video(tmp_path / "tiny.mp4", duration=410.0, width=96, height=64, audio=False)
+    queued = queue_job(TABLES, tiny, job_id)
+    local.invoke_async(queued.event(cutting_options={"type": "fixed", "duration_seconds": 10}))
+    execution = finished(arn, job_id, timeout=600)
+    assert execution["status"] == "SUCCEEDED", json.dumps(history(execution)[-5:], default=str, indent=1)
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history(execution) if "stateEnteredEventDetails" in e]
+    assert "EncodeDistributed" in entered and "EncodeInline" not in entered
+    row = queued.wait_for("COMPLETED")
+    assert len(row["output_s3_urls"]) == 41 and queued.segment_keys() == row["output_s3_urls"]
+    assert all(abs(float(d) - 10) <= FRAME + 1e-6 for d in row["segment_durations"])
+    # finish removed the item list.
+    listed = boto3.client("s3").list_objects_v2(Bucket=TABLES.bucket, Prefix=f"fanout-items/{job_id}/")
+    assert not listed.get("Contents")
