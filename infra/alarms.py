@@ -14,10 +14,10 @@ from infra.config import Settings
 PERIOD_SECONDS = 300
 
 
-def _alarm(resource_name: str, alarm_name: str, description: str, namespace: str, metric: str,
-           dimensions: dict, statistic: str) -> None:
+def alarm(resource_name: str, alarm_name: str, description: str, namespace: str, metric: str,
+          dimensions: dict, statistic: str) -> aws.cloudwatch.MetricAlarm:
     """Alarm as soon as the metric is above zero in one period; no data is no trouble."""
-    aws.cloudwatch.MetricAlarm(
+    return aws.cloudwatch.MetricAlarm(
         resource_name,
         name=alarm_name,
         alarm_description=description,
@@ -33,10 +33,12 @@ def _alarm(resource_name: str, alarm_name: str, description: str, namespace: str
     )
 
 
-def declare(settings: Settings, function: aws.lambda_.Function, failure_queue: aws.sqs.Queue) -> None:
-    _alarm("video-processor-errors", f"{settings.function_name}-errors",
-           "The video processor raised an error (a retry may still succeed).",
-           "AWS/Lambda", "Errors", {"FunctionName": function.name}, "Sum")
-    _alarm("video-processor-failed-events", f"{settings.function_name}-failed-events",
-           "An event used up its retries or its maximum age and waits in the failure queue.",
-           "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": failure_queue.name}, "Maximum")
+def declare(settings: Settings, function: aws.lambda_.Function,
+            failure_queue: aws.sqs.Queue) -> list[aws.cloudwatch.MetricAlarm]:
+    """The alarms, for the dashboard (`infra/dashboard.py`) to show."""
+    return [alarm("video-processor-errors", f"{settings.function_name}-errors",
+                  "The video processor raised an error (a retry may still succeed).",
+                  "AWS/Lambda", "Errors", {"FunctionName": function.name}, "Sum"),
+            alarm("video-processor-failed-events", f"{settings.function_name}-failed-events",
+                  "An event used up its retries or its maximum age and waits in the failure queue.",
+                  "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": failure_queue.name}, "Maximum")]

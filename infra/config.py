@@ -136,6 +136,15 @@ class FanoutSettings:
     max_concurrency: int = 60
 
 
+@dataclass(frozen=True)
+class GuardSettings:
+    """The rollout guard's schedule (`infra/guard.py`, `router.guard`): how often, over which window."""
+
+    enabled: bool
+    rate_minutes: int
+    window_minutes: int
+
+
 # The config's spelling (camelCase, as every key) and the sweep event's mode.
 SWEEP_ACTIONS = {"redispatch": "redispatch", "markFailed": "mark_failed", "report": "report"}
 
@@ -151,6 +160,7 @@ class Settings:
     railway_user_name: str | None
     sweep: SweepSettings
     fanout: FanoutSettings = FanoutSettings()
+    guard: GuardSettings = GuardSettings(enabled=True, rate_minutes=15, window_minutes=60)
     # The Redis the function publishes progress to; it holds a password, so it is never printed.
     progress_redis_url: str | None = field(default=None, repr=False)
     text_variations: TextVariationsSettings = TextVariationsSettings()
@@ -388,6 +398,19 @@ def _sweep(raw: str | None) -> SweepSettings:
     )
 
 
+def _guard(raw: str | None) -> GuardSettings:
+    value = _object("guard", raw, ("enabled", "rateMinutes", "windowMinutes"))
+
+    def key(name: str) -> str:
+        return _key(f"guard.{name}")
+
+    return GuardSettings(
+        enabled=_enabled(key("enabled"), value.get("enabled", True)),
+        rate_minutes=_integer(key("rateMinutes"), value.get("rateMinutes", 15), 1, 24 * 60),
+        window_minutes=_integer(key("windowMinutes"), value.get("windowMinutes", 60), 5, 7 * 24 * 60),
+    )
+
+
 
 def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
     """Validate the stack configuration read through ``get``; raise ConfigError naming the first bad key."""
@@ -423,6 +446,7 @@ def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
                                          is_secret(_key("textVariationsApiKey"))),
         sweep=_sweep(get(_key("sweep"))),
         fanout=_fanout(get(_key("fanout"))),
+        guard=_guard(get(_key("guard"))),
     )
 
 

@@ -1,10 +1,15 @@
-"""The function's code: ``python -m infra.function_package`` builds ``infra/dist/video-processor.zip``.
+"""The functions' code: ``python -m infra.function_package`` builds ``infra/dist/video-processor.zip``
+and the rollout guard's ``infra/dist/router-guard.zip``.
 
 The zip holds the ``processor`` package's modules (no tests) and the third-party packages
 pinned in ``infra/function-requirements.txt``, installed for Lambda's platform whatever the host:
 pip picks wheels by the running interpreter unless told otherwise, and a wheel built for macOS
 or for another Python version imports fine on the developer's machine and fails in Lambda.
 boto3 is left out on purpose: the python3.12 runtime provides it.
+
+The guard's zip (`build_guard`) holds the ``router`` and ``processor`` modules and nothing else:
+it runs `router.scheduled` with the runtime's boto3, and importing the router needs none of
+the processor's third-party packages (Celery is imported only to send a task).
 
 Byte-for-byte reproducible (see ``layers.archive``): an unchanged program must show no code
 change in `pulumi preview`. Installed trees are cached per lock file, so a preview does not
@@ -25,9 +30,11 @@ from layers.archive import tree_entries, write_reproducible_zip
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "processor"
+ROUTER_SOURCE = HERE.parent / "router"
 REQUIREMENTS = HERE / "function-requirements.txt"
 DIST = HERE / "dist"
 PACKAGE_NAME = "video-processor.zip"
+GUARD_PACKAGE_NAME = "router-guard.zip"
 
 # Lambda's platform: python3.12 on Amazon Linux 2023, x86-64 (the only architecture the layer's
 # ffmpeg serves). Binary wheels only: an sdist would be built for the host, not for Lambda.
@@ -55,13 +62,13 @@ def _is_host_specific(name: str) -> bool:
     return parts[0] == "bin" or "__pycache__" in parts or name.endswith((".pyc", ".pyo"))
 
 
-def source_entries(source: Path = SOURCE) -> dict[str, Path]:
-    """The processor's modules, keyed by their path in the zip."""
+def source_entries(source: Path = SOURCE, package: str = "processor") -> dict[str, Path]:
+    """A package's modules (the processor's by default), keyed by their path in the zip."""
     entries = {}
     for path in source.rglob("*.py"):
         relative = PurePosixPath(path.relative_to(source).as_posix())
         if not _is_test(relative) and relative.name not in WORKER_ONLY:
-            entries[f"processor/{relative}"] = path
+            entries[f"{package}/{relative}"] = path
     return entries
 
 
@@ -105,8 +112,16 @@ def build(dist: Path = DIST) -> Path:
         return write_reproducible_zip(entries, dist / PACKAGE_NAME)
 
 
+def build_guard(dist: Path = DIST) -> Path:
+    """Build the guard's zip into ``dist``: the router and the processor's modules, no dependencies."""
+    dist.mkdir(parents=True, exist_ok=True)
+    with exclusive(dist / ".build.lock"):
+        return write_reproducible_zip({**source_entries(), **source_entries(ROUTER_SOURCE, "router")}, dist / GUARD_PACKAGE_NAME)
+
+
 if __name__ == "__main__":
     try:
         print(build())
+        print(build_guard())
     except PackageError as error:
         sys.exit(f"function package build failed: {error}")

@@ -84,6 +84,16 @@ def sweep_statements(table_arn: str, function_arn: str, redispatch: bool) -> lis
     return scan + ([statement("RedispatchStuckJobs", ["lambda:InvokeFunction"], [function_arn])] if redispatch else [])
 
 
+def guard_statements(table_arn: str, flags_arn: str, verdict_arn: str, log_group_arn: str) -> list[dict[str, Any]]:
+    """The rollout guard's function (`router.scheduled`): read the window's rows (a Scan: no index),
+    read and write the flags and its verdict, write its own logs. Nothing of the video processor's."""
+    return [
+        statement("ReadJobHistory", ["dynamodb:Scan"], [table_arn]),
+        statement("GuardRouterFlags", ["ssm:GetParameter", "ssm:PutParameter"], [flags_arn, verdict_arn]),
+        statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group_arn, f"{log_group_arn}:*"]),
+    ]
+
+
 def scheduler_statements(function_arn: str) -> list[dict[str, Any]]:
     return [statement("InvokeVideoProcessor", ["lambda:InvokeFunction"], [function_arn])]
 

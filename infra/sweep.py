@@ -12,7 +12,6 @@ Disabling the sweep (``sweep.enabled: false``) removes the schedule and these pe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +20,8 @@ import pulumi_aws as aws
 
 from infra.config import Settings
 from infra.existing import Existing
-from infra.iam import document, scheduler_statements, sweep_statements
-
-SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
+from infra import schedule as schedules
+from infra.iam import document, sweep_statements
 _DOES = {"redispatch": "re-dispatches them", "mark_failed": "marks them FAILED", "report": "reports them"}
 
 
@@ -31,11 +29,6 @@ _DOES = {"redispatch": "re-dispatches them", "mark_failed": "marks them FAILED",
 class Sweep:
     schedule: aws.scheduler.Schedule
     policy: aws.iam.Policy
-
-
-def rate(minutes: int) -> str:
-    # EventBridge refuses "rate(1 minutes)": the unit is singular for a value of 1.
-    return f"rate({minutes} {'minute' if minutes == 1 else 'minutes'})"
 
 
 def event(settings: Settings) -> dict[str, Any]:
@@ -61,35 +54,11 @@ def declare(settings: Settings, existing: Existing, function: aws.lambda_.Functi
         role=existing.role.name,
         policy_arn=policy.arn,
     )
-    scheduler_role = aws.iam.Role(
-        "sweep-scheduler-role",
-        name=name,
-        description=f"EventBridge Scheduler's role for {name}: invokes {settings.function_name} only.",
-        assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": SCHEDULER_PRINCIPAL}, "Action": "sts:AssumeRole"}]}),
-    )
-    invoke = aws.iam.RolePolicy(
-        "sweep-scheduler-invoke",
-        name="invoke-video-processor",
-        role=scheduler_role.id,
-        policy=function.arn.apply(lambda arn: document(scheduler_statements(arn))),
-    )
-    schedule = aws.scheduler.Schedule(
-        "video-processor-sweep",
+    schedule = schedules.declare(
+        "sweep", "video-processor-sweep",
         name=name,
         description=f"Finds jobs stuck QUEUED or PROCESSING and {_DOES[settings.sweep.mode]} (processor.sweep).",
-        schedule_expression=rate(settings.sweep.rate_minutes),
-        flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
-        target=aws.scheduler.ScheduleTargetArgs(
-            arn=function.arn,
-            role_arn=scheduler_role.arn,
-            input=json.dumps(event(settings)),
-            # A missed run is not worth a retry: the next one comes at the rate and finds the same rows.
-            retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(maximum_retry_attempts=0,
-                                                                     maximum_event_age_in_seconds=60),
-        ),
-        state="ENABLED",
-        # The first run must find its permissions in place.
-        opts=pulumi.ResourceOptions(depends_on=[attachment, invoke]),
+        function=function, function_name=settings.function_name, invoke_policy_name="invoke-video-processor",
+        rate_minutes=settings.sweep.rate_minutes, event=event(settings), depends_on=[attachment],
     )
     return Sweep(schedule=schedule, policy=policy)

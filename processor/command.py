@@ -112,7 +112,8 @@ def output_size(media: MediaInfo, max_long_side: int = MAX_LONG_SIDE) -> tuple[i
     down to ``max_long_side`` with the input's aspect ratio when it is larger."""
     width, height = media.display_width, media.display_height
     if max(width, height) > max_long_side:
-        scale = Fraction(max_long_side, max(width, height))
+        # An odd cap would round the long side up past it: the long side is even, at most the cap.
+        scale = Fraction(max_long_side - max_long_side % 2, max(width, height))
         # Each side to the nearest even number: the ratio stays within a pixel of the input's.
         width, height = (max(2, 2 * round(side * scale / 2)) for side in (width, height))
     return width - width % 2, height - height % 2

@@ -117,6 +117,17 @@ def utc_timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse_utc_timestamp(text: Any) -> datetime | None:
+    """A row's timestamp, or None: the processor writes ``...:05.123456Z``, the backend may ``...:05Z``."""
+    if isinstance(text, str):
+        for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+            try:
+                return datetime.strptime(text, layout).replace(tzinfo=timezone.utc)
+            except ValueError:
+                continue
+    return None
+
+
 def _plain_number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 

@@ -175,14 +175,16 @@ def check_complete(reached: float, duration: float, media: MediaInfo) -> None:
 
 def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: EncodeSettings, *,
         media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None,
-        deadline: float | None = None, on_notice: Callable[[str], None] | None = None) -> list[SegmentFile]:
+        deadline: float | None = None, on_notice: Callable[[str], None] | None = None,
+        before_encode: Callable[[], None] | None = None) -> list[SegmentFile]:
     """Write ``segment_000.mp4``, ``segment_001.mp4``, ... into ``out_dir``.
 
     Re-encoding gives one file per planned segment, each within a frame of its plan. Stream
     copy (settings.stream_copy, no text, an H.264 yuv420p input within the size limit) cuts
     at the input's keyframes instead, with their real bounds; when those cannot honour the
     plan (processor.command.copy_shortfall) the cut is re-encoded, and ``on_notice`` and the
-    log say why.
+    log say why. ``before_encode`` runs just before any encode (the pipeline's fit check) and
+    may raise to stop it.
     """
     input_path, out_dir = Path(input_path), Path(out_dir)
     media = _start(input_path, segments, out_dir, media, deadline)
@@ -196,6 +198,8 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
             log("stream_copy_declined", job_id=None, level=logging.WARNING, input=input_path.name, reason=shortfall)
             if on_notice:
                 on_notice(notice)
+        if before_encode:
+            before_encode()
         return _encode(input_path, media, segments, out_dir, settings, on_progress, deadline)
     except BaseException:
         # Half-written segments must not look like a result to whoever reads out_dir.

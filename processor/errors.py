@@ -97,6 +97,6 @@ class FFmpegKilledError(TransientError):
             super().__init__(f"ffmpeg was killed ({signal_name})")
             return
         limit = f" at {memory_mb} MB" if memory_mb else ""
-        change = ("raise function.memoryMb or lower VIDEO_MAX_LONG_SIDE (the output size)" if memory_mb else
+        change = ("raise function.memoryMb or lower function.maxOutputLongSide (the output size)" if memory_mb else
                   "give the worker more memory or lower VIDEO_MAX_LONG_SIDE (the output size)")
         super().__init__(f"ffmpeg was killed (SIGKILL), most likely out of memory{limit}; {change}")

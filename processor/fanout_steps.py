@@ -12,7 +12,8 @@ conditions, processor.jobs), and a step of a superseded execution changes nothin
 - item: reads the upload's bytes it needs over a loopback HTTP server (processor.ranged_input),
   encodes its segments (processor.engine.cut_item) and uploads them with their durations,
   renewing the lease while it works; counts them done on the row;
-- finish: reads every planned key's duration from S3, then COMPLETED under the claim;
+- finish: reads every planned key's duration from S3, then COMPLETED under the claim, with the
+  job's processing time since the claim (the row's and the EMF line's, as the single pass's);
 - fail: FAILED with the reason that reached it, and the job's keys removed.
 """
 
@@ -23,6 +24,7 @@ import logging
 import tempfile
 import time
 from dataclasses import asdict
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +36,7 @@ from processor import backend_env, limits
 from processor import progress_update as stages
 from processor.aws_errors import aws_call
 from processor.command import HTTP_PROTOCOLS, HttpInput, output_rate
-from processor.contract import Job, parse_event
+from processor.contract import Job, parse_event, parse_utc_timestamp
 from processor.engine import cut_item
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RANGED_CONTAINERS, FanoutSettings, Item,
@@ -43,6 +45,7 @@ from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RAN
                               plan_items, state_machine_arn)
 from processor.jobs import Claim
 from processor.logs import log
+from processor.metrics import emit, job_metrics
 from processor.pipeline import JobRunner
 from processor.plan import Segment, plan
 from processor.probe import MediaInfo, probe_url
@@ -121,7 +124,7 @@ class FanoutSteps:
                 PREPARE: lambda: self.prepare(job, attempt, media_from_dict(event["media"]), deadline),
                 ITEM: lambda: self.item(job, attempt, Item.from_dict(event.get("item")),
                                         media_from_dict(event["media"]), deadline),
-                FINISH: lambda: self.finish(job, attempt),
+                FINISH: lambda: self.finish(job, attempt, media_from_dict(event["media"])),
             }
             return steps[mode]()
         except TransientError as error:
@@ -203,13 +206,17 @@ class FanoutSteps:
             total=len(segments), bytes_read=upload.bytes_served, input_bytes=upload.size)
         return {"done": done}
 
-    def finish(self, job: Job, attempt: str) -> dict[str, Any]:
+    def finish(self, job: Job, attempt: str, media: MediaInfo) -> dict[str, Any]:
         row = self.runner.store.held(job.job_id, attempt)
         count = int(row.get("segments_planned", 0))
         durations = self.runner.storage.segment_durations(job, count)
         keys = [job.output_key(i) for i in range(count)]
-        self.runner.store.complete(job.job_id, attempt, keys, durations)
+        elapsed = _elapsed(row)
+        self.runner.store.complete(job.job_id, attempt, keys, durations, input_seconds=media.duration,
+                                   processing_seconds=elapsed)
         self.runner.storage.delete_key(ITEMS_KEY.format(job_id=job.job_id, execution=attempt))
+        emit(job_metrics(self.runner.backend, job.job_id, failed=False, processing_seconds=elapsed,
+                         video_seconds=media.duration))
         reporter = self._reporter(job)
         reporter.completed(keys)
         reporter.close()
@@ -221,11 +228,19 @@ class FanoutSteps:
         row = self.runner.store.get(job.job_id) or {}
         reporter = self._reporter(job, attempt)
         try:
-            outcome = self.runner.fail(job, attempt, reporter, error_type, int(row.get("segments_planned", 0)), message)
+            outcome = self.runner.fail(job, attempt, reporter, error_type, int(row.get("segments_planned", 0)),
+                                       message, _elapsed(row))
         finally:
             reporter.close()
         self.runner.storage.delete_key(ITEMS_KEY.format(job_id=job.job_id, execution=attempt))
         return outcome.to_dict()
+
+
+def _elapsed(row: dict[str, Any]) -> float:
+    """Seconds since the claim the execution runs under (the row's processing_started_at): the
+    job's processing time, as the single pass records it, across every step."""
+    started = parse_utc_timestamp(row.get("processing_started_at"))
+    return max(0.0, (datetime.now(timezone.utc) - started).total_seconds()) if started else 0.0
 
 
 class _Heartbeat:

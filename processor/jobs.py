@@ -114,18 +114,25 @@ class JobStore:
         with aws_call(f"DynamoDB read of job {job_id}"):
             return self.table.get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
 
-    def claim(self, job_id: str, attempt_id: str, backend: str) -> Claim:
+    def claim(self, job_id: str, attempt_id: str, backend: str, memory_mb: int | None = None) -> Claim:
+        """``processing_started_at`` is the attempt's start; ``memory_mb`` (Lambda's configured
+        memory) is what the report's cost estimate bills by (`router.report`)."""
         now = utc_timestamp()
+        memory = ", processing_memory_mb = :memory" if memory_mb else ""
+        values = {":processing": PROCESSING, ":queued": QUEUED, ":attempt": attempt_id, ":now": now,
+                  ":lease": self._lease(), ":now_epoch": int(time.time()), ":backend": backend,
+                  ":stage": QUEUED_STAGE, ":zero": 0, ":one": 1}
+        if memory_mb:
+            values[":memory"] = memory_mb
         claimed = self._update(
             "claim", job_id,
             "SET #status = :processing, processing_attempt_id = :attempt, lease_expires_at = :lease, "
             "processing_started_at = :now, updated_at = :now, processed_by = :backend, "
-            "processing_stage = :stage, progress_percentage = :zero "
-            "ADD processing_attempts :one REMOVE error_message, error_type, last_error, current_segment, total_segments",
+            f"processing_stage = :stage, progress_percentage = :zero{memory} "
+            "ADD processing_attempts :one REMOVE error_message, error_type, last_error, current_segment, "
+            "total_segments, processing_seconds" + ("" if memory_mb else ", processing_memory_mb"),
             _CLAIMABLE,
-            {":processing": PROCESSING, ":queued": QUEUED, ":attempt": attempt_id, ":now": now,
-             ":lease": self._lease(), ":now_epoch": int(time.time()), ":backend": backend,
-             ":stage": QUEUED_STAGE, ":zero": 0, ":one": 1},
+            values,
         )
         row = self.get(job_id) or {}
         return Claim(claimed, attempt_id, attempts=int(row.get("processing_attempts", 0)),
@@ -221,32 +228,41 @@ class JobStore:
         if not self._update("text variations", job_id, expression, _OWNED, values):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
 
-    def complete(self, job_id: str, attempt_id: str, keys: Sequence[str], durations: Sequence[float]) -> None:
-        """COMPLETED with the ordered segment keys, written only once every segment is uploaded."""
+    def complete(self, job_id: str, attempt_id: str, keys: Sequence[str], durations: Sequence[float], *,
+                 input_seconds: float, processing_seconds: float) -> None:
+        """COMPLETED with the ordered segment keys, written only once every segment is uploaded.
+
+        ``input_seconds`` (the video's length) and ``processing_seconds`` (claim to now) are the
+        report's throughput and processing time (`router.report`).
+        """
         now = utc_timestamp()
         if not self._update(
             "completion", job_id,
             "SET #status = :completed, output_s3_urls = :keys, segments_created = :count, "
             "segment_durations = :durations, processing_stage = :completed_stage, current_segment = :count, "
-            "total_segments = :count, progress_percentage = :hundred, completed_at = :now, updated_at = :now "
+            "total_segments = :count, progress_percentage = :hundred, completed_at = :now, updated_at = :now, "
+            "input_duration_seconds = :input, processing_seconds = :elapsed "
             "REMOVE lease_expires_at",
             _OWNED,
             {":completed": COMPLETED, ":keys": list(keys), ":count": len(keys),
              ":durations": [_decimal(d) for d in durations], ":completed_stage": COMPLETED_STAGE,
-             ":hundred": 100, ":now": now, ":attempt": attempt_id, ":processing": PROCESSING},
+             ":hundred": 100, ":now": now, ":attempt": attempt_id, ":processing": PROCESSING,
+             ":input": _decimal(input_seconds), ":elapsed": _decimal(processing_seconds)},
         ):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
 
-    def fail(self, job_id: str, attempt_id: str, message: str, error_type: str) -> bool:
-        """FAILED with the error; False when this attempt no longer holds the job."""
+    def fail(self, job_id: str, attempt_id: str, message: str, error_type: str, processing_seconds: float) -> bool:
+        """FAILED with the error and the attempt's duration; False when this attempt no longer holds the job."""
         now = utc_timestamp()
         return self._update(
             "failure", job_id,
             "SET #status = :failed, error_message = :message, error_type = :type, "
-            "processing_stage = :failed_stage, failed_at = :now, updated_at = :now REMOVE lease_expires_at",
+            "processing_stage = :failed_stage, failed_at = :now, updated_at = :now, processing_seconds = :elapsed "
+            "REMOVE lease_expires_at",
             _OWNED,
             {":failed": FAILED, ":message": message[:MAX_ERROR_MESSAGE], ":type": error_type,
-             ":failed_stage": FAILED_STAGE, ":now": now, ":attempt": attempt_id, ":processing": PROCESSING},
+             ":failed_stage": FAILED_STAGE, ":now": now, ":attempt": attempt_id, ":processing": PROCESSING,
+             ":elapsed": _decimal(processing_seconds)},
         )
 
     def fail_unclaimed(self, job_id: str, message: str, error_type: str) -> bool:

@@ -13,8 +13,8 @@ The model is linear in pixels, calibrated on the pinned ffmpeg with libx264 very
 - CPU time: per frame, decoding in input pixels plus encoding in output pixels; wall time is
   at best that over the cores the process may use.
 
-Every constant is at or below what was measured, and wall time assumes perfect use of every
-core: the estimate is a lower bound, so a refused job would not have fit. A job that passes
+Every constant is at or below what was measured here, and wall time assumes perfect use of
+every core: the estimate is meant as a lower bound, so that a refused job would not have fit. A job that passes
 may still run out (the deadline stops it cleanly, an out-of-memory kill is retried and then
 explained); the refusal is for the ones that cannot.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from processor.command import output_rate, output_size
 from processor.errors import InvalidInputError
@@ -52,8 +53,8 @@ class Estimate:
     cpu_seconds: float
     output_size: tuple[int, int]
 
-    def wall_seconds(self, cores: int) -> float:
-        return self.cpu_seconds / max(1, cores)
+    def wall_seconds(self, cores: float) -> float:
+        return self.cpu_seconds / max(1.0, cores)
 
 
 def estimate(media: MediaInfo, seconds: float, max_long_side: int, preset: str = "veryfast") -> Estimate:
@@ -69,29 +70,49 @@ def estimate(media: MediaInfo, seconds: float, max_long_side: int, preset: str =
     return Estimate(peak_mb=peak, cpu_seconds=cpu, output_size=(width, height))
 
 
-def check(needed: Estimate, *, memory_mb: int | None, seconds_left: float | None, cores: int) -> None:
+def check(needed: Estimate, *, memory_mb: int | None, seconds_left: float | None, cores: float) -> None:
     """Raise TooLargeError when ``needed`` exceeds the memory (None: unknown, as in a Celery
-    worker) or the seconds left before the deadline (None: no deadline)."""
+    worker) or the seconds left before the deadline (None: no deadline). The message names
+    the settings of where it runs: the stack's in Lambda (``memory_mb`` known), the worker's
+    variable elsewhere."""
     width, height = needed.output_size
+    size_setting = "function.maxOutputLongSide" if memory_mb is not None else "VIDEO_MAX_LONG_SIDE"
     if memory_mb is not None and needed.peak_mb + RUNTIME_MB > memory_mb:
         raise TooLargeError(
             f"encoding this video at {width}x{height} needs about {needed.peak_mb + RUNTIME_MB:,.0f} MB, "
             f"more than the {memory_mb} MB of this function; raise function.memoryMb or lower "
-            "VIDEO_MAX_LONG_SIDE (the output size)")
+            f"{size_setting} (the output size)")
     wall = needed.wall_seconds(cores)
     if seconds_left is not None and wall > seconds_left:
+        more_cores = "raise function.memoryMb (more cores)" if memory_mb is not None else "give the worker more cores"
         raise TooLargeError(
-            f"encoding this video at {width}x{height} takes about {wall:,.0f} s on {cores} cores, more than "
-            f"the {max(0.0, seconds_left):,.0f} s left; raise function.memoryMb (more cores), lower "
-            "VIDEO_MAX_LONG_SIDE, or upload shorter videos")
+            f"encoding this video at {width}x{height} takes about {wall:,.0f} s on {cores:g} cores, more than "
+            f"the {max(0.0, seconds_left):,.0f} s left; {more_cores}, lower {size_setting}, or upload shorter videos")
 
 
 def memory_limit_mb() -> int | None:
-    """The invocation's memory in Lambda (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``); None elsewhere."""
+    """The function's configured memory in Lambda (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``: what
+    it may use and is billed by); None elsewhere, where the host's memory is unknown."""
     value = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
     return int(value) if value.isdigit() else None
 
 
-def cores() -> int:
-    """The cores ffmpeg may use: Lambda gives about one per 1,769 MB, and reports them here."""
-    return len(os.sched_getaffinity(0))
+def cores() -> float:
+    """The CPUs ffmpeg may use: the cores this process may run on, bounded by its cgroup's CPU
+    quota where one is set (Lambda shows every vCPU of the host slot but gives about one per
+    1,769 MB of memory; a container may be capped the same way)."""
+    try:
+        available = float(len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS has no affinity call
+        available = float(os.cpu_count() or 1)
+    quota = _cgroup_cpus()
+    return max(1.0, min(available, quota)) if quota else available
+
+
+def _cgroup_cpus() -> float | None:
+    """cgroup v2's ``cpu.max`` ("QUOTA PERIOD", or "max PERIOD" without a quota) as CPUs."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None

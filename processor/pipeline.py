@@ -38,6 +38,7 @@ from processor.engine import check_texts, cut
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
+from processor.metrics import emit, job_metrics
 from processor.plan import Segment, candidate_texts, plan
 from processor.probe import MediaInfo, probe
 from processor import progress_update as stages
@@ -133,7 +134,7 @@ class JobRunner:
         row_deadline = min(time.monotonic() + self.settings.row_wait_seconds, deadline)
         waiting_for_row = False
         while True:
-            claim = self.store.claim(job.job_id, attempt, self.backend)
+            claim = self.store.claim(job.job_id, attempt, self.backend, limits.memory_limit_mb())
             if not claim.row_exists:
                 if not waiting_for_row:
                     # The backend's legacy order (task first, row a moment later) passes through here.
@@ -172,11 +173,12 @@ class JobRunner:
             s3_key=job.s3_key)
         reporter = ProgressReporter(job.job_id, store=self.store, attempt_id=attempt, publisher=self.publisher)
         try:
-            return self._attempt(job, attempt, claim, reporter, deadline)
+            return self._attempt(job, attempt, claim, reporter, deadline, time.monotonic())
         finally:
             reporter.close()
 
-    def _attempt(self, job: Job, attempt: str, claim: Claim, reporter: ProgressReporter, deadline: float) -> Outcome:
+    def _attempt(self, job: Job, attempt: str, claim: Claim, reporter: ProgressReporter, deadline: float,
+                 started: float) -> Outcome:
         # An earlier attempt that died may have uploaded some of its segments.
         planned = claim.segments_planned
         try:
@@ -201,7 +203,8 @@ class JobRunner:
                 reporter.stage(stages.ANALYZING)
                 media = probe(source)
                 segments = plan(job, media.duration)
-                self._check_fits(media, segments, deadline)
+                if not self._copies(media, segments):
+                    self._check_fits(media, deadline)  # at once: before the model and the encode
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
                 segments = self.vary_texts(job, segments, claim, reporter)
@@ -209,7 +212,8 @@ class JobRunner:
                 reporter.stage(stages.PROCESSING, message=f"Processing {len(segments)} segments...",
                                current_segment=1)
                 files = cut(source, segments, work / "segments", self.settings.encode, media=media,
-                            on_progress=reporter.encoding, deadline=deadline)
+                            on_progress=reporter.encoding, deadline=deadline,
+                            before_encode=lambda: self._check_fits(media, deadline))
                 check_deadline(deadline)
                 # Stream copy cuts at keyframes: there may be fewer files than planned segments.
                 reporter.total_segments = len(files)
@@ -220,7 +224,9 @@ class JobRunner:
 
                 keys = self.storage.upload_segments(job, [f.path for f in files], uploaded)
                 reporter.stage(stages.UPLOADING, output_urls=keys)
-                self.store.complete(job.job_id, attempt, keys, [f.duration for f in files])
+                elapsed = time.monotonic() - started
+                self.store.complete(job.job_id, attempt, keys, [f.duration for f in files],
+                                    input_seconds=media.duration, processing_seconds=elapsed)
         except ClaimLostError as error:
             log("superseded", job_id=job.job_id, level=logging.WARNING, error=str(error))
             return Outcome(job.job_id, "skipped", message=str(error))
@@ -231,13 +237,16 @@ class JobRunner:
                     attempts=claim.attempts)
                 raise
             return self.fail(job, attempt, reporter, error.error_type, planned,
-                             f"gave up after {claim.attempts} attempts: {error}")
+                             f"gave up after {claim.attempts} attempts: {error}", time.monotonic() - started)
         except ProcessorError as error:
-            return self.fail(job, attempt, reporter, error.error_type, planned, str(error))
+            return self.fail(job, attempt, reporter, error.error_type, planned, str(error),
+                             time.monotonic() - started)
         except Exception as error:  # noqa: BLE001 - a bug must still end the job, not leave it PROCESSING
             logging.getLogger("processor").exception("unexpected error")
             return self.fail(job, attempt, reporter, InternalError.error_type, planned,
-                              f"internal error: {type(error).__name__}: {error}")
+                             f"internal error: {type(error).__name__}: {error}", time.monotonic() - started)
+        emit(job_metrics(self.backend, job.job_id, failed=False, processing_seconds=elapsed,
+                         video_seconds=media.duration))
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
@@ -251,22 +260,24 @@ class JobRunner:
             return None
         segments = plan(job, media.duration)
         # A stream copy cuts at the input's keyframes, which items encoded apart cannot agree on.
-        copying = self.settings.encode.stream_copy and stream_copy_possible(media, segments,
-                                                                              self.settings.encode.max_long_side)
-        if copying or not self.fanout.settings.qualifies(len(segments), media.duration, media.container):
+        qualifies = self.fanout.settings.qualifies(len(segments), media.duration, media.container)
+        if self._copies(media, segments) or not qualifies:
             return None
         reporter.plan([segment.end for segment in segments])
         # The execution holds this claim from here: its steps renew the lease and end the job.
-        started = self.fanout.start(job, claim, media)
-        return Outcome(job.job_id, "fanned_out" if started else "skipped",
-                       message=None if started else "the fan-out of this claim is already running")
+        launched = self.fanout.start(job, claim, media)
+        return Outcome(job.job_id, "fanned_out" if launched else "skipped",
+                       message=None if launched else "the fan-out of this claim is already running")
 
-    def _check_fits(self, media: MediaInfo, segments: list[Segment], deadline: float) -> None:
-        """Refuse at once a job whose encode cannot fit this invocation (processor.limits);
-        a stream copy decodes nothing and always fits."""
+    def _copies(self, media: MediaInfo, segments: list[Segment]) -> bool:
+        """Whether the job may be stream-copied: a copy decodes nothing and always fits."""
         encode = self.settings.encode
-        if encode.stream_copy and stream_copy_possible(media, segments, encode.max_long_side):
-            return
+        return encode.stream_copy and stream_copy_possible(media, segments, encode.max_long_side)
+
+    def _check_fits(self, media: MediaInfo, deadline: float) -> None:
+        """Refuse a job whose encode cannot fit this invocation (processor.limits): before any
+        work, and again when a stream copy turns into an encode (engine.cut's ``before_encode``)."""
+        encode = self.settings.encode
         limits.check(limits.estimate(media, media.duration, encode.max_long_side, encode.preset),
                      memory_mb=limits.memory_limit_mb(), seconds_left=deadline - time.monotonic(),
                      cores=limits.cores())
@@ -294,14 +305,17 @@ class JobRunner:
         return apply(segments, variations.fitted(len(segments), base_text))
 
     def fail(self, job: Job, attempt: str, reporter: ProgressReporter, error_type: str, planned: int,
-             message: str) -> Outcome:
-        """FAILED under this attempt's claim, its ``planned`` segment keys removed, the browser told."""
-        marked = self.store.fail(job.job_id, attempt, message, error_type)
+             message: str, elapsed: float) -> Outcome:
+        """FAILED under this attempt's claim after ``elapsed`` seconds of processing, its
+        ``planned`` segment keys removed, the browser told."""
+        marked = self.store.fail(job.job_id, attempt, message, error_type, elapsed)
         if marked:
             # Only the holder of the job may remove its segments: a newer attempt may be writing them.
             self.storage.delete(job, planned)
         log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error_type, error=message)
         if marked:
+            emit(job_metrics(self.backend, job.job_id, failed=True, processing_seconds=elapsed,
+                             error_type=error_type))
             # Told only with the row: a job another attempt now holds has not failed.
             reporter.failed(message)
         return Outcome(job.job_id, "failed", error_type=error_type, message=message)

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from processor.aws_errors import aws_call
+from processor.contract import parse_utc_timestamp
 from processor.jobs import PROCESSING, QUEUED, UNHELD, JobStore
 from processor.logs import log
 
@@ -71,16 +72,8 @@ class StuckJob:
     updated_at: str
 
     def reason(self, now: datetime) -> str:
-        # The backend writes "...:05Z" or "...:05.123456Z"; the processor always the latter.
-        for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-            try:
-                then = datetime.strptime(self.updated_at, layout).replace(tzinfo=timezone.utc)
-            except ValueError:
-                continue
-            idle = f"{int((now - then).total_seconds() // 60)} min"
-            break
-        else:
-            idle = f"since {self.updated_at}"
+        then = parse_utc_timestamp(self.updated_at)
+        idle = f"since {self.updated_at}" if then is None else f"{int((now - then).total_seconds() // 60)} min"
         if self.status == QUEUED:
             return f"stuck QUEUED for {idle}: no worker picked the job up"
         return f"stuck PROCESSING for {idle} under a lapsed lease: its worker stopped"

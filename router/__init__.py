@@ -11,6 +11,8 @@ the job row record, the async Lambda invoke or the Celery message, the fallback
 (`router.dispatch`). Flags come from ``ROUTER_*`` variables over an SSM parameter over safe
 defaults (`router.live_flags`).
 `progress_events` feeds the backend's progress stream from Redis and the job row (`router.progress`).
+Operators compare the backends and guard the rollout with ``python -m router report`` and
+``guard`` (`router.report`, `router.guard`; on a schedule, `router.scheduled`).
 """
 
 from router.counters import metrics, prometheus_text

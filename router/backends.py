@@ -9,16 +9,18 @@ needs the event shape and the task name from `processor.contract`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from celery import Celery
 
 from processor.contract import CELERY_TASK_NAME, Job
 from router.errors import SendError
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 # Short timeouts and at most one retry: a slow Lambda endpoint must turn into a fallback to
 # Celery within seconds, not hold the upload request for a minute (botocore's defaults).
@@ -45,6 +47,10 @@ def lambda_client(region: str | None = None, **config: Any) -> BaseClient:
 
 def celery_app(broker_url: str) -> Celery:
     """A publishing-only app: it knows the broker, never the processor's tasks."""
+    # Imported here, not at the top: the guard's function (infra/guard.py) imports the router
+    # without Celery, which only sending a task needs.
+    from celery import Celery
+
     app = Celery("router", broker=broker_url, set_as_current=False)
     app.conf.update(PUBLISH_SETTINGS)
     return app

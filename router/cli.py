@@ -1,8 +1,9 @@
-"""``python -m router``: see the flags, change them safely, ask what they would do.
+"""``python -m router``: see the flags, change them safely, ask what they would do, see how the
+backends compare (``report``) and let the guard judge (``guard``).
 
-Exit status: 0 done (a change that changes nothing writes nothing); 1 the flag parameter could
-not be read or written, or another operator changed it meanwhile; 2 bad input, reported as one
-line on stderr. A parameter holding something unreadable (a hand edit gone wrong) is repaired
+Exit status: 0 done (a change that changes nothing writes nothing); 1 the flag parameter or the
+job table could not be read or written, or another operator changed the flags meanwhile; 2 bad
+input, reported as one line on stderr. A parameter holding something unreadable (a hand edit gone wrong) is repaired
 with ``flags reset`` or ``flags set --force``.
 
 The flags shown are this shell's: ``ROUTER_*`` variables set here count, those set on the
@@ -16,13 +17,20 @@ import json
 import os
 import sys
 import textwrap
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from router.errors import FlagError, FlagSourceError, UnreadableFlagsError, VersionConflictError
+from processor.sweep import SweepError, parse_duration
+
+from router.errors import FlagError, FlagSourceError, RecordError, UnreadableFlagsError, VersionConflictError
 from router.explain import explain
 from router.flags import (FLAG_HELP, FLAG_NAMES, PHASE_HELP, PHASES, RouterFlags, env_name, plain_values,
                           validate_values)
-from router.settings import FLAGS_PARAMETER
+from router.guard import compare_report
+from router.guard_run import DEFAULT_WINDOW_SECONDS, guard, last_verdict, report_since, verdict_parameter
+from router.record import JobTable
+from router.report import Prices, table
+from router.settings import FLAGS_PARAMETER, TABLE_NAME, Settings
 from router.simulate import csv_jobs, synthetic_jobs, tally
 from router.sizes import format_size, parse_size
 from router.sources import EnvironmentSource, FlagSource, SSMParameterSource, StaticSource
@@ -61,6 +69,23 @@ def _count(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_SIMULATED_JOBS:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SIMULATED_JOBS}, got {text!r}")
     return int(text)
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except SweepError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a price in USD from 0 to 1, got {text!r}")
+    return value
 
 
 def _show_value(value: Any) -> str:
@@ -107,12 +132,27 @@ def _flags_show(args: argparse.Namespace) -> None:
     environment = EnvironmentSource()
     flags, origins = _load(_sources(args))
     origins = {name: f"env {env_name(name)}" if origin == "env" else origin for name, origin in origins.items()}
+    try:
+        verdict: dict[str, Any] | None = last_verdict(
+            SSMParameterSource(verdict_parameter(args.parameter), config=OPERATOR_SSM_CONFIG))
+        unread = None
+    except FlagSourceError as error:
+        # The flags were read: a verdict this operator may not read must not hide them.
+        verdict, unread = None, str(error)
     if args.json:
-        print(json.dumps({"version": flags.version, "flags": flags.to_plain(), "sources": origins}, indent=2))
+        print(json.dumps({"version": flags.version, "flags": flags.to_plain(), "sources": origins,
+                          "guard": verdict}, indent=2))
     else:
         print(f"flags version {flags.version}")
         for name in FLAG_NAMES:
             print(f"  {name:<26}{_show_value(getattr(flags, name)):<24}{origins[name]}")
+        if unread is not None:
+            print(f"guard: the last verdict could not be read: {unread}")
+        elif verdict is None:
+            print("guard: no verdict yet (`python -m router guard` or its schedule writes one)")
+        else:
+            print(f"guard: {verdict.get('verdict')} at {verdict.get('at')}: {verdict.get('reason')} "
+                  f"({verdict.get('note')})")
     for name in environment.unknown_variables():
         print(f"{PROG}: warning: {name} is not a flag variable and is ignored", file=sys.stderr)
 
@@ -210,6 +250,35 @@ def _simulate(args: argparse.Namespace) -> None:
     print("\n".join(tally(jobs, flags).lines()))
 
 
+def _table(args: argparse.Namespace) -> JobTable:
+    settings = Settings.from_environment()
+    return JobTable(name=args.table or settings.table_name, region=settings.region)
+
+
+def _report(args: argparse.Namespace) -> None:
+    # The comparison uses the thresholds the guard would use; without a parameter, the defaults.
+    flags, _ = _load(_sources(args)) if args.parameter else (RouterFlags(), {})
+    report = report_since(_table(args), args.since, datetime.now(timezone.utc),
+                          Prices(gb_second=args.gb_second_price))
+    comparison = compare_report(report, flags)
+    if args.json:
+        print(json.dumps({**report.to_plain(), "comparison": {
+            "enough_jobs": comparison.enough_jobs, "breaches": list(comparison.breaches),
+            "summary": comparison.summary}}, indent=2))
+        return
+    print("\n".join(table(report)))
+    print(comparison.summary)
+
+
+def _guard(args: argparse.Namespace) -> None:
+    parameter = _parameter(args)
+    run = guard(SSMParameterSource(parameter, config=OPERATOR_SSM_CONFIG),
+                SSMParameterSource(verdict_parameter(parameter), config=OPERATOR_SSM_CONFIG), _table(args),
+                window_seconds=args.window, dry_run=args.dry_run)
+    print(f"guard: {run.verdict.verdict}: {run.verdict.reason}")
+    print(f"  {run.note}" + ("" if args.dry_run else f"; verdict stored in {verdict_parameter(parameter)}"))
+
+
 def _listing(title: str, meanings: dict[str, str]) -> str:
     width = max(map(len, meanings)) + 4
     return f"{title}:\n" + "\n".join(
@@ -269,6 +338,29 @@ def _parser() -> _Parser:
     simulate.add_argument("--seed", type=int, default=0, help="seed of the simulated ids")
     simulate.set_defaults(run=_simulate)
 
+    report = commands.add_parser("report", help="how the backends compare: jobs, failures, timings, cost",
+                                 description="Per backend, from the job rows of the window (a paged Scan of the "
+                                             "whole table; see docs/router.md for its cost).")
+    report.add_argument("--since", type=_duration, default=_duration("24h"), metavar="DURATION",
+                        help="the window: rows created this long ago or later, such as 90m, 24h, 7d (default 24h)")
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.add_argument("--gb-second-price", type=_price, default=Prices().gb_second, metavar="USD",
+                        help=f"Lambda's price per GB-second in your region (default {Prices().gb_second}, "
+                             "us-east-1 x86_64)")
+    report.set_defaults(run=_report)
+
+    guard_ = commands.add_parser(
+        "guard", help="judge Lambda against Celery and trip the kill switch on a regression",
+        description="Compare the backends over the window with the thresholds in the flags (guard_*); on a "
+                    "breach set kill_switch (or lower lambda_percent: guard_action), with auto_advance raise "
+                    "lambda_percent one step after a healthy window. The verdict is stored beside the flags.")
+    guard_.add_argument("--window", type=_duration, default=DEFAULT_WINDOW_SECONDS, metavar="DURATION",
+                        help="the window judged, such as 30m or 2h (default 1h)")
+    guard_.add_argument("--dry-run", action="store_true", help="judge and print only: write no flag and no verdict")
+    guard_.set_defaults(run=_guard)
+    for command in (report, guard_):
+        command.add_argument("--table", help=f"the job table (default: ${TABLE_NAME}, else the backend's default)")
+
     for command in (explain_, simulate):
         command.add_argument("--set", action="append", type=_pair, metavar="KEY=VALUE",
                              help="a proposed flag value over the current ones (repeatable)")
@@ -285,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, FlagError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except RecordError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 1
     except VersionConflictError as error:
         print(f"{PROG}: conflict: {error}", file=sys.stderr)
         return 1

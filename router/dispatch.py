@@ -6,10 +6,9 @@ import functools
 import json
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.client import BaseClient
-from celery import Celery
 
 from processor.contract import Job, make_job
 from processor.errors import InvalidJobError
@@ -25,6 +24,9 @@ from router.request import request_fields
 from router.settings import Settings
 from router.sources import EnvironmentSource, FlagSource, SSMParameterSource
 from router.uploads import UploadSizes
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 @dataclass(frozen=True)

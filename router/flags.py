@@ -31,6 +31,8 @@ UNKNOWN_SIZE_POLICIES = ("celery", "rollout")
 MB = 1024 * 1024
 MAX_LAMBDA_TMP_MB = 10_240
 MAX_SALT_CHARS = 128
+# What the guard (`router.guard`) does when Lambda breaches its thresholds.
+GUARD_ACTIONS = ("kill_switch", "lower_percent")
 ENV_PREFIX = "ROUTER_"
 
 _TRUE = ("true", "1", "yes", "on")
@@ -72,6 +74,27 @@ def _size_mb(name: str, value: Any) -> float:
         raise FlagError(name, f"must be more than 0 and at most {MAX_LAMBDA_TMP_MB} (Lambda's largest /tmp), "
                               f"got {value!r}")
     return size
+
+
+def _whole(name: str, value: Any) -> int:
+    number = _number(name, value)
+    if number != int(number) or number < 1:
+        raise FlagError(name, f"must be a whole number of at least 1, got {value!r}")
+    return int(number)
+
+
+def _ratio(name: str, value: Any) -> float:
+    ratio = _number(name, value)
+    if ratio < 1:
+        raise FlagError(name, f"must be at least 1 (Lambda as slow as Celery), got {value!r}")
+    return ratio
+
+
+def _points(name: str, value: Any) -> float:
+    points = _number(name, value)
+    if not 0 <= points <= 100:
+        raise FlagError(name, f"must be between 0 and 100 percentage points, got {value!r}")
+    return points
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -134,6 +157,12 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "unknown_size": _choice(UNKNOWN_SIZE_POLICIES),
     "fallback_to_celery": _bool,
     "kill_switch": _bool,
+    "guard_min_jobs": _whole,
+    "guard_failure_points": _points,
+    "guard_p95_ratio": _ratio,
+    "guard_action": _choice(GUARD_ACTIONS),
+    "guard_fallback_percent": _percent,
+    "auto_advance": _bool,
 }
 FLAG_NAMES = tuple(_CHECKS)
 # What each flag means and takes, for operators (`python -m router flags set --help`, docs/router.md).
@@ -152,6 +181,17 @@ FLAG_HELP = {
                     "to Celery, or is treated as small and follows the rollout",
     "fallback_to_celery": "true | false (default true): a job Lambda did not take goes to Celery while Celery exists",
     "kill_switch": "true | false (default false): everything to Celery now, whatever else is set",
+    "guard_min_jobs": "a whole number, at least 1 (default 20): the guard judges nothing until each backend has "
+                      "finished this many jobs in its window",
+    "guard_failure_points": "0 to 100 (default 5): the guard trips when Lambda's failure rate exceeds Celery's by "
+                            "more than this many percentage points",
+    "guard_p95_ratio": "at least 1 (default 1.5): the guard trips when Lambda's p95 processing time exceeds this "
+                       "many times Celery's",
+    "guard_action": "kill_switch | lower_percent (default kill_switch): what a tripped guard does; lower_percent "
+                    "goes back to canary at guard_fallback_percent",
+    "guard_fallback_percent": "0 to 100 in steps of 0.01 (default 1): lambda_percent after a lower_percent trip",
+    "auto_advance": "true | false (default false): the guard raises lambda_percent one step (1, 5, 10, 25, 50, "
+                    "100) after a healthy window; never past the canary phase",
 }
 
 
@@ -200,6 +240,13 @@ class RouterFlags:
     unknown_size: str = "celery"
     fallback_to_celery: bool = True
     kill_switch: bool = False
+    # The guard's thresholds and actions (`router.guard`, docs/router.md "Deciding the next step").
+    guard_min_jobs: int = 20
+    guard_failure_points: float = 5.0
+    guard_p95_ratio: float = 1.5
+    guard_action: str = "kill_switch"
+    guard_fallback_percent: float = 1.0
+    auto_advance: bool = False
     version: str = field(default="defaults", compare=False)
 
     def __post_init__(self) -> None:

@@ -42,7 +42,7 @@ class JobTable:
         self.name = name if table is None else table.name
         self.region = region
 
-    def _dynamodb_table(self) -> Any:
+    def dynamodb_table(self) -> Any:
         if self._table is None:
             if not self.name:
                 raise RecordError("no job table configured (set DYNAMODB_TABLE_NAME)")
@@ -52,7 +52,7 @@ class JobTable:
 
     def read(self, job_id: str) -> dict[str, Any] | None:
         """The row as it is now (a strongly consistent GetItem), or None if there is none."""
-        return self._dynamodb_table().get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
+        return self.dynamodb_table().get_item(Key={"video_id": job_id}, ConsistentRead=True).get("Item")
 
     def record(self, job_id: str, decision: Decision, event: str | None = None) -> None:
         """Note where the job goes (and, given ``event``, what was sent); refuses (`RowMissingError`)
@@ -65,7 +65,7 @@ class JobTable:
             expression += ", dispatch_event = :event"
             values[":event"] = event
         try:
-            self._dynamodb_table().update_item(
+            self.dynamodb_table().update_item(
                 Key={"video_id": job_id},
                 UpdateExpression=expression,
                 ConditionExpression="attribute_exists(video_id)",
@@ -87,7 +87,7 @@ class JobTable:
         delivered, and a worker's ``PROCESSING`` or ``COMPLETED`` is then the truth.
         """
         try:
-            self._dynamodb_table().update_item(
+            self.dynamodb_table().update_item(
                 Key={"video_id": job_id},
                 UpdateExpression="SET #status = :failed, error_message = :message, updated_at = :now",
                 ConditionExpression="attribute_exists(video_id) AND NOT #status IN (:processing, :completed)",

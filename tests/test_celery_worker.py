@@ -45,6 +45,17 @@ class Worker:
                 events.append(json.loads(line[line.index("{"):]))
         return events
 
+    def metric_lines(self, job_id: str, timeout: float = 30.0) -> list[dict]:
+        """The Embedded Metric Format lines of ``job_id`` (written just after the row's terminal status)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            # Whole lines: Celery's logger prefix (what print would get) would break the format.
+            lines = [json.loads(line) for line in self.log_path.read_text().splitlines()
+                     if line.startswith('{"_aws"') and f'"job_id":"{job_id}"' in line]
+            if lines or time.monotonic() >= deadline:
+                return lines
+            time.sleep(0.2)
+
     def logged(self, event: str, job_id: str, timeout: float = 60.0) -> dict:
         """The worker's JSON log line for ``event`` of ``job_id`` (fails the test if none comes)."""
         deadline = time.monotonic() + timeout
@@ -91,6 +102,12 @@ def test_worker_runs_todays_task_to_completion(backend_world, worker, video, job
     assert row["output_s3_urls"] == [f"processed/{job_id}/segment_{i:03d}.mp4" for i in range(3)]
     assert row["processed_by"] == "celery"
     assert queued.segment_keys() == row["output_s3_urls"]
+    # What the report needs, as on Lambda; no memory size: the worker's host is not billed per job.
+    assert float(row["input_duration_seconds"]) == pytest.approx(5.0, abs=0.05)
+    assert float(row["processing_seconds"]) > 0 and "processing_memory_mb" not in row
+    [metrics] = worker.metric_lines(job_id)
+    assert (metrics["Backend"], metrics["Jobs"], metrics["Failures"]) == ("celery", 1, 0)
+    assert metrics["ProcessingTime"] == float(row["processing_seconds"])
 
 
 def test_a_redelivered_task_runs_once(backend_world, worker, video, job_id):

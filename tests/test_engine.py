@@ -257,7 +257,7 @@ def test_ffmpeg_failure_carries_its_error_output(tmp_path: Path):
 
 @pytest.mark.parametrize(("memory", "expected"), [
     ("3008", "ffmpeg was killed (SIGKILL), most likely out of memory at 3008 MB; raise function.memoryMb "
-             "or lower VIDEO_MAX_LONG_SIDE (the output size)"),
+             "or lower function.maxOutputLongSide (the output size)"),
     (None, "ffmpeg was killed (SIGKILL), most likely out of memory; give the worker more memory "
            "or lower VIDEO_MAX_LONG_SIDE (the output size)"),
 ])

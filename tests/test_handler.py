@@ -12,12 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import boto3
 import pytest
 
-from processor import handler
+from processor import handler, limits
 from processor.handler import lambda_handler
+from processor.probe import probe
 from sandbox import backend
 from sandbox.servers import free_port
 from tests.jobworld import LambdaContext, queue_job
@@ -54,6 +56,43 @@ def test_job_completes_with_ordered_keys_and_the_backends_attributes_kept(queued
     assert queued.segment_keys() == keys
     head = boto3.client("s3").head_object(Bucket=queued.bucket, Key=keys[0])
     assert head["ContentType"] == "video/mp4"
+
+
+def emf_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_the_row_and_an_emf_line_record_what_the_report_needs(queued, monkeypatch, capfd):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+    capfd.readouterr()
+    lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    assert (row["processed_by"], row["processing_memory_mb"]) == ("lambda", 3008)
+    assert float(row["input_duration_seconds"]) == pytest.approx(5.0, abs=0.05)
+    started, finished = (datetime.strptime(row[name], "%Y-%m-%dT%H:%M:%S.%fZ")
+                         for name in ("processing_started_at", "completed_at"))
+    # Measured by the attempt itself: within the claim-to-completion span of the row's timestamps.
+    assert 0 < float(row["processing_seconds"]) <= (finished - started).total_seconds() + 0.01
+    [line] = emf_lines(capfd.readouterr().out)
+    assert line["_aws"]["CloudWatchMetrics"] == [{"Namespace": "VideoProcessor", "Dimensions": [["Backend"]],
+                                                  "Metrics": [{"Name": "Jobs", "Unit": "Count"},
+                                                              {"Name": "Failures", "Unit": "Count"},
+                                                              {"Name": "ProcessingTime", "Unit": "Seconds"},
+                                                              {"Name": "VideoSeconds", "Unit": "Seconds"}]}]
+    assert (line["Backend"], line["Jobs"], line["Failures"], line["job_id"]) == ("lambda", 1, 0, queued.job_id)
+    assert line["ProcessingTime"] == float(row["processing_seconds"])
+    assert line["VideoSeconds"] == pytest.approx(5.0, abs=0.05)
+
+
+def test_a_failed_job_counts_as_a_failure_with_its_duration(backend_world, tmp_path, job_id, capfd):
+    queued = queue_job(backend_world, make_not_a_video(tmp_path / "not-a-video.mp4"), job_id)
+    capfd.readouterr()
+    assert lambda_handler(queued.event(), LambdaContext())["status"] == "failed"
+    row = queued.row()
+    assert float(row["processing_seconds"]) > 0 and "processing_memory_mb" not in row
+    [line] = emf_lines(capfd.readouterr().out)
+    assert (line["Jobs"], line["Failures"], line["error_type"]) == (1, 1, row["error_type"])
+    assert "VideoSeconds" not in line and line["ProcessingTime"] == float(row["processing_seconds"])
 
 
 def test_duplicate_delivery_of_a_completed_job_changes_nothing(queued):
@@ -232,8 +271,8 @@ def test_an_ffmpeg_killed_on_the_last_attempt_fails_the_job_saying_what_to_chang
     assert result["status"] == "failed"
     assert (row["status"], row["error_type"]) == ("FAILED", "ffmpeg_killed")
     assert row["error_message"] == ("gave up after 1 attempts: ffmpeg was killed (SIGKILL), most likely out of "
-                                    "memory at 3008 MB; raise function.memoryMb or lower VIDEO_MAX_LONG_SIDE "
-                                    "(the output size)")
+                                    "memory at 3008 MB; raise function.memoryMb or lower "
+                                    "function.maxOutputLongSide (the output size)")
     assert queued.segment_keys() == []
 
 
@@ -245,19 +284,36 @@ def test_a_video_too_large_for_the_functions_memory_fails_before_encoding(queued
     assert (row["status"], row["error_type"]) == ("FAILED", "input_too_large")
     assert row["error_message"].startswith("encoding this video at 320x240 needs about ")
     assert row["error_message"].endswith(" MB, more than the 128 MB of this function; raise function.memoryMb or "
-                                         "lower VIDEO_MAX_LONG_SIDE (the output size)")
+                                         "lower function.maxOutputLongSide (the output size)")
     assert queued.segment_keys() == []
 
 
-def test_a_video_too_long_for_the_time_left_fails_at_once_with_the_reason(backend_world, tmp_path, job_id):
-    video = make_video(tmp_path / "in.mp4", duration=30.0, width=1280, height=720)
+def test_a_video_too_long_for_the_time_left_fails_at_once_with_the_reason(backend_world, tmp_path, job_id,
+                                                                           monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+    # 15 s of 720p per core: about 5 s of encoding at best whatever the machine, over the 2 s left.
+    video = make_video(tmp_path / "in.mp4", duration=15.0 * limits.cores(), width=1280, height=720)
     queued = queue_job(backend_world, video, job_id)
+    assert limits.estimate(probe(video), probe(video).duration, 1920).wall_seconds(limits.cores()) > 4
     result = lambda_handler(queued.event(), LambdaContext(remaining_seconds=handler.SAFETY_MARGIN_SECONDS + 2.0))
     row = queued.row()
     assert result["status"] == "failed"
     assert (row["status"], row["error_type"]) == ("FAILED", "input_too_large"), row
     assert row["error_message"].startswith("encoding this video at 1280x720 takes about ")
     assert " s left; raise function.memoryMb (more cores)" in row["error_message"]
+    assert queued.segment_keys() == []
+
+
+def test_a_stream_copy_turned_into_an_encode_is_checked_before_encoding(backend_world, tmp_path, job_id,
+                                                                        monkeypatch):
+    # One keyframe: the copy cannot honour 2 s segments (processor.command.copy_shortfall).
+    queued = queue_job(backend_world, make_video(tmp_path / "in.mp4", duration=5.0, keyframe_every=1000), job_id)
+    monkeypatch.setenv("VIDEO_STREAM_COPY", "true")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+    result = lambda_handler(queued.event(), LambdaContext())
+    row = queued.row()
+    assert result["status"] == "failed"
+    assert (row["status"], row["error_type"]) == ("FAILED", "input_too_large"), row
     assert queued.segment_keys() == []
 
 

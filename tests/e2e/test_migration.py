@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 
 import boto3
+import pytest
 
 import router
 from router import LiveFlags
@@ -19,6 +21,7 @@ from tests.jobworld import queue_job
 
 FLAGS_PARAMETER = "/easy-video-share/dev/router-flags"
 CACHE_SECONDS = 1.0
+ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def request_for(queued) -> dict:
@@ -60,3 +63,24 @@ def test_a_flag_toggle_shifts_the_next_jobs_and_jobs_in_flight_finish_where_they
     first_row, second_row = first.wait_for("COMPLETED"), second.wait_for("COMPLETED")
     assert (first_row["processing_backend"], first_row["processed_by"]) == ("celery", "celery")
     assert (second_row["processing_backend"], second_row["processed_by"]) == ("lambda", "lambda")
+
+    # Both real jobs appear in the operator's report with the timings their attempts recorded.
+    shown = subprocess.run([sys.executable, "-m", "router", "report", "--since", "1h", "--json"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    for backend, row in (("celery", first_row), ("lambda", second_row)):
+        figures = report["backends"][backend]
+        assert (figures["jobs"], figures["completed"], figures["failed"], figures["open"]) == (1, 1, 0, 0)
+        processing, video = float(row["processing_seconds"]), float(row["input_duration_seconds"])
+        assert figures["processing_p50"] == figures["processing_p95"] == processing > 0
+        wait = (datetime.strptime(row["processing_started_at"], ISO)
+                - datetime.strptime(row["dispatched_at"], ISO)).total_seconds()
+        assert figures["queue_wait_p50"] == figures["queue_wait_p95"] == pytest.approx(wait, abs=1e-6)
+        assert figures["video_seconds_per_second"] == pytest.approx(video / processing)
+    assert "processing_memory_mb" not in first_row
+    memory = int(second_row["processing_memory_mb"])
+    assert memory == local_lambda.spec.memory_mb
+    assert report["backends"]["lambda"]["cost_per_job"] == pytest.approx(
+        memory / 1024 * float(second_row["processing_seconds"]) * 0.0000166667 + 0.20 / 1e6)
+    assert report["backends"]["celery"]["cost_per_job"] is None

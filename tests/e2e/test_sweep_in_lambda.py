@@ -13,7 +13,7 @@ from tests.jobworld import queue_job
 
 def schedule_event() -> dict:
     """The event the Pulumi program's schedule sends, as declared."""
-    [schedule] = run_program(MINIMAL_CONFIG).of_type("aws:scheduler/schedule:Schedule")
+    schedule = run_program(MINIMAL_CONFIG).named("video-processor-sweep")
     return json.loads(schedule.inputs["target"]["input"])
 
 

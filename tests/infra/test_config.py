@@ -41,6 +41,7 @@ def test_defaults_are_the_issues():
     sweep = loaded.sweep
     assert (sweep.enabled, sweep.rate_minutes, sweep.older_than_minutes, sweep.action, sweep.mode,
             sweep.max_redispatches) == (True, 15, 15, "redispatch", "redispatch", 2)
+    assert (loaded.guard.enabled, loaded.guard.rate_minutes, loaded.guard.window_minutes) == (True, 15, 60)
     assert loaded.function_name == "easy-video-share-video-processor"
     assert loaded.flags_parameter_name == "/easy-video-share/dev/router-flags"
     fanout = loaded.fanout
@@ -83,6 +84,8 @@ def test_accepts_every_key_and_the_cli_forms_of_numbers_and_booleans():
                               "maxConcurrency": 10000}).fanout
     assert (fanout.enabled, fanout.min_segments, fanout.min_duration_seconds, fanout.max_concurrency) == (
         False, 2, 0, 10000)
+    guard = settings(guard={"enabled": "false", "rateMinutes": "1", "windowMinutes": 10080}).guard
+    assert (guard.enabled, guard.rate_minutes, guard.window_minutes) == (False, 1, 10080)
 
 
 BAD = [
@@ -130,6 +133,10 @@ BAD = [
     ({"sweep": {"enabled": "sometimes"}}, f"{NS}:sweep.enabled"),
     ({"sweep": {"enabled": 1}}, f"{NS}:sweep.enabled"),
     ({"sweep": {"rateMinutes": 0}}, f"{NS}:sweep.rateMinutes"),
+    ({"guard": {"enabled": "maybe"}}, f"{NS}:guard.enabled"),
+    ({"guard": {"windowMinutes": 4}}, f"{NS}:guard.windowMinutes"),
+    ({"guard": {"rateMinutes": 1441}}, f"{NS}:guard.rateMinutes"),
+    ({"guard": {"every": 5}}, f"{NS}:guard.every"),
     ({"sweep": {"rateMinutes": 1441}}, f"{NS}:sweep.rateMinutes"),
     ({"sweep": {"olderThanMinutes": 0}}, f"{NS}:sweep.olderThanMinutes"),
     ({"sweep": {"action": "mark_failed"}}, f"{NS}:sweep.action"),

@@ -6,12 +6,15 @@ import base64
 import csv
 import hashlib
 import io
+import json
+import os
 import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
 
 from infra import function_package
@@ -140,6 +143,49 @@ def test_vendored_packages_import_from_the_zip_alone(function_zips: tuple[Path, 
                                      str(tmp_path / "ffmpeg" / "__init__.py"),
                                      str(tmp_path / "future" / "__init__.py"), locked()["future"],
                                      str(tmp_path / "google" / "genai" / "__init__.py"), locked()["google-genai"]]
+
+
+# Lambda's python3.12 runtime provides these; nothing else outside the zip may be imported.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+def test_guard_zip_holds_only_the_router_and_the_processor_and_is_reproducible(tmp_path: Path):
+    first, second = function_package.build_guard(tmp_path / "a"), function_package.build_guard(tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+    assert {name.split("/")[0] for name in names} == {"router", "processor"}
+    assert "router/scheduled.py" in names and "processor/contract.py" in names
+    assert not any("tasks.py" in name or "__pycache__" in name for name in names)
+
+
+def test_guard_zip_runs_the_guard_with_the_runtimes_packages_alone(tmp_path: Path, aws):
+    flags_parameter = "/video-processor/router-flags"
+    with zipfile.ZipFile(function_package.build_guard(tmp_path / "dist")) as archive:
+        archive.extractall(tmp_path / "code")
+    boto3.client("dynamodb").create_table(
+        TableName="jobs", KeySchema=[{"AttributeName": "video_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "video_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    boto3.client("ssm").put_parameter(Name=flags_parameter, Type="String", Value='{"phase": "canary"}')
+    blocker = (f"import sys\nclass Only:\n    def find_spec(self, name, path, target=None):\n"
+               f"        if path is None and name not in sys.stdlib_module_names and name not in {RUNTIME_PACKAGES!r} "
+               f"and name not in ('router', 'processor'):\n"
+               f"            raise ImportError('not in Lambda: ' + name)\n"
+               f"sys.meta_path.insert(0, Only())\nsys.path.insert(0, {str(tmp_path / 'code')!r})\n"
+               "import json, router.scheduled\n"
+               "print(router.scheduled.__file__)\n"
+               "print(json.dumps(router.scheduled.lambda_handler({'window_minutes': 30}, None)))\n")
+    result = subprocess.run([sys.executable, "-I", "-c", blocker], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "DYNAMODB_TABLE_NAME": "jobs", "ROUTER_FLAGS_PARAMETER": flags_parameter}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    where, answer = result.stdout.splitlines()[-2:]
+    assert where == str(tmp_path / "code" / "router" / "scheduled.py")
+    assert json.loads(answer) == {"verdict": "insufficient", "changes": {}, "applied": False,
+                                  "note": "no change to make",
+                                  "reason": "too few jobs to compare (lambda finished 0, celery finished 0; the guard "
+                                            "needs 20 on each)"}
+    verdict = boto3.client("ssm").get_parameter(Name=flags_parameter + "-guard")["Parameter"]["Value"]
+    assert json.loads(verdict)["verdict"] == "insufficient"
 
 
 def test_layer_zip_is_byte_for_byte_reproducible(tmp_path: Path):

@@ -43,12 +43,14 @@ CUSTOM_CONFIG = {
     "railwayUserName": "clips-railway",
     "sweep": {"rateMinutes": 1, "olderThanMinutes": 120, "action": "markFailed", "maxRedispatches": 0},
     "fanout": {"minSegments": 6, "minDurationSeconds": 300, "maxConcurrency": 100},
+    "guard": {"rateMinutes": 5, "windowMinutes": 180},
 }
 CONFIGS = {
     "minimal": MINIMAL_CONFIG,
     "custom": CUSTOM_CONFIG,
     "no-sweep": {**MINIMAL_CONFIG, "sweep": {"enabled": False}},
     "no-fanout": {**MINIMAL_CONFIG, "fanout": {"enabled": False}},
+    "no-guard": {**MINIMAL_CONFIG, "guard": {"enabled": False}},
     "reference": {**MINIMAL_CONFIG, "adoptExisting": False},
     "stack-file": stack_file_config(REPO / "Pulumi.dev.yaml"),
 }
@@ -406,9 +408,11 @@ def test_the_sweep_runs_the_function_on_a_schedule_with_least_privilege():
         (("dynamodb:Scan",), (table,)), (("lambda:InvokeFunction",), (function,))}
     assert declaration.named("video-processor-sweep-policy-attachment").inputs == {
         "role": "easy-video-share-lambda-execution-role", "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/{name}"}
-    # Nothing else of the program may scan the table.
-    assert all("dynamodb:Scan" not in action for p in declaration.of_type("aws:iam/policy:Policy")
-               if p.name != "video-processor-sweep-policy" for action, _ in statements(declaration, p.name))
+    # Nothing else of the program may scan the table but the guard's own role.
+    scanning = {p.name for p in declaration.of_type("aws:iam/policy:Policy") + declaration.of_type(
+        "aws:iam/rolePolicy:RolePolicy") if not p.read and not p.options.get("importId")
+        and any("dynamodb:Scan" in action for action, _ in statements(declaration, p.name))}
+    assert scanning == {"video-processor-sweep-policy", "router-guard-policy"}
 
 
 def test_a_sweep_that_only_fails_jobs_may_not_invoke_the_function():
@@ -590,3 +594,102 @@ def test_the_harness_fails_a_program_that_declares_nothing(tmp_path: Path):
     (tmp_path / "__main__.py").write_text("import pulumi\n")
     with pytest.raises(HarnessError, match="declared no resource"):
         run_program(MINIMAL_CONFIG, program=tmp_path)
+
+
+# --- the rollout guard and the dashboard ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("config_name", "rate", "window"), [("minimal", "rate(15 minutes)", 60),
+                                                             ("custom", "rate(5 minutes)", 180)])
+def test_the_guard_is_a_function_of_its_own_that_alone_may_write_the_flags(config_name, rate, window):
+    declaration = declared(config_name)
+    project, environment, region, table = (
+        ("clips", "prod", "eu-central-1", "clips-jobs") if config_name == "custom"
+        else ("easy-video-share", "dev", "us-east-1", "easy-video-share-video-metadata"))
+    name = f"{project}-video-processor-guard"
+    flags = f"/{project}/{environment}/router-flags"
+    log_group = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:/aws/lambda/{name}"
+    function = declaration.named("router-guard")
+    assert {key: value for key, value in function.inputs.items() if key not in ("code", "sourceCodeHash")} == {
+        "name": name, "role": f"arn:aws:iam::{ACCOUNT}:role/{name}", "runtime": "python3.12",
+        "handler": "router.scheduled.lambda_handler", "memorySize": 256, "timeout": 300,
+        "environment": {"variables": {"DYNAMODB_TABLE_NAME": table, "ROUTER_FLAGS_PARAMETER": flags}}}
+    assert function.inputs["code"]["path"].endswith("router-guard.zip")
+    assert {"router-guard-logs", "router-guard-policy"} <= set(function.dependencies)
+    assert "layers" not in function.inputs  # no ffmpeg: it only reads rows and writes flags
+    assert declaration.named("router-guard-role").inputs["name"] == name
+    assert json.loads(declaration.named("router-guard-role").inputs["assumeRolePolicy"])["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    assert statements(declaration, "router-guard-policy") == {
+        (("dynamodb:Scan",), (f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}",)),
+        (("ssm:GetParameter", "ssm:PutParameter"), (f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{flags}",
+                                                    f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{flags}-guard")),
+        (("logs:CreateLogStream", "logs:PutLogEvents"), (log_group, f"{log_group}:*")),
+    }
+    assert declaration.named("router-guard-logs").inputs["name"] == f"/aws/lambda/{name}"
+    verdict = declaration.named("router-guard-verdict")
+    assert (verdict.inputs["name"], verdict.inputs["type"], verdict.inputs["value"]) == (f"{flags}-guard", "String",
+                                                                                         "{}")
+    assert verdict.options["ignoreChanges"] == ["value"]
+    schedule = declaration.named("router-guard-schedule")
+    assert schedule.inputs == {
+        "name": name, "state": "ENABLED", "scheduleExpression": rate,
+        "description": f"Compares Lambda with Celery over the last {window} minutes and trips the kill switch on a "
+                       "regression (router.guard).",
+        "flexibleTimeWindow": {"mode": "OFF"},
+        "target": {"arn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}",
+                   "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-scheduler",
+                   "input": json.dumps({"window_minutes": window}),
+                   "retryPolicy": {"maximumRetryAttempts": 0, "maximumEventAgeInSeconds": 60}},
+    }
+    assert "guard-scheduler-invoke" in schedule.dependencies
+    assert statements(declaration, "guard-scheduler-invoke") == {
+        (("lambda:InvokeFunction",), (f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}",))}
+    alarm = declaration.named("router-guard-errors").inputs
+    assert (alarm["name"], alarm["metricName"], alarm["dimensions"]) == (f"{name}-errors", "Errors",
+                                                                         {"FunctionName": name})
+    # Nothing else may write any parameter: not the processor, not the backend.
+    writers = {p.name for p in declaration.of_type("aws:iam/policy:Policy") + declaration.of_type(
+        "aws:iam/rolePolicy:RolePolicy") if not p.read and not p.options.get("importId")
+        and any("ssm:PutParameter" in action for action, _ in statements(declaration, p.name))}
+    assert writers == {"router-guard-policy"}
+
+
+def test_a_disabled_guard_declares_nothing_of_it():
+    names = {r.name for r in declared("no-guard").resources}
+    assert names == {r.name for r in declared("minimal").resources} - {
+        "router-guard", "router-guard-role", "router-guard-policy", "router-guard-logs", "router-guard-verdict",
+        "router-guard-schedule", "guard-scheduler-role", "guard-scheduler-invoke", "router-guard-errors"}
+    alarms = json.loads(declared("no-guard").named("video-processor-dashboard").inputs["dashboardBody"])
+    assert alarms["widgets"][-1]["properties"]["alarms"] == [
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:easy-video-share-video-processor-{name}"
+        for name in ("errors", "failed-events")]
+
+
+def test_the_dashboard_puts_both_backends_side_by_side_with_the_alarms():
+    dashboard = declared("custom").named("video-processor-dashboard")
+    assert dashboard.inputs["dashboardName"] == "clips-video-processor"
+
+    def by_backend(metric, stat):
+        return [["VideoProcessor", metric, "Backend", backend, {"stat": stat, "label": f"{backend} {stat}"}]
+                for backend in ("lambda", "celery")]
+
+    def graph(title, metrics, x, y):
+        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+                "properties": {"title": title, "region": "eu-central-1", "view": "timeSeries", "stacked": False,
+                               "period": 300, "metrics": metrics}}
+
+    alarm = f"arn:aws:cloudwatch:eu-central-1:{ACCOUNT}:alarm:clips-video-processor"
+    assert json.loads(dashboard.inputs["dashboardBody"]) == {"widgets": [
+        graph("Jobs finished, by backend", by_backend("Jobs", "Sum"), 0, 0),
+        graph("Failed jobs, by backend", by_backend("Failures", "Sum"), 12, 0),
+        graph("Processing time (s), p50 and p95",
+              by_backend("ProcessingTime", "p50") + by_backend("ProcessingTime", "p95"), 0, 6),
+        graph("Video seconds processed", by_backend("VideoSeconds", "Sum"), 12, 6),
+        graph("clips-video-processor: invocations, errors, throttles",
+              [["AWS/Lambda", metric, "FunctionName", "clips-video-processor", {"stat": "Sum"}]
+               for metric in ("Invocations", "Errors", "Throttles")], 0, 12),
+        {"type": "alarm", "x": 12, "y": 12, "width": 12, "height": 6,
+         "properties": {"title": "Alarms", "alarms": [f"{alarm}-errors", f"{alarm}-failed-events",
+                                                      f"{alarm}-guard-errors"]}},
+    ]}
