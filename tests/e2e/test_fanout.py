@@ -130,6 +130,9 @@ def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_
     assert row["processed_by"] == "lambda" and len(row["segments_done"]) == 6
     keys = [f"processed/{job_id}/segment_{i:03d}.mp4" for i in range(6)]
     assert row["output_s3_urls"] == keys and queued.segment_keys() == keys and row["segments_created"] == 6
+    # The report's figures, as the single pass records them: the video's length, claim to finish.
+    assert float(row["input_duration_seconds"]) == pytest.approx(24.0, abs=0.05)
+    assert 0 < float(row["processing_seconds"]) < 240
 
     # The single pass on the same input, as the engine cuts it.
     job = make_job(job_id=job_id, s3_key="x.mp4", cutting_options={"type": "fixed", "duration_seconds": 4},
