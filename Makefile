@@ -30,3 +30,4 @@ bench: setup
 	$(PYTHON) -m bench.router_bench
 	$(PYTHON) -m bench.engine_bench
 	$(PYTHON) -m bench.memory_bench
+	$(PYTHON) -m bench.fanout_bench

@@ -4,7 +4,7 @@ Read top to bottom, this is everything the stack declares (docs/deploying.md is 
 """
 
 from infra import (alarms, config, dashboard, existing, flags, function, function_package, guard, iam, layer, outputs,
-                   secret_parameters, sweep)
+                   secret_parameters, state_machine, sweep)
 from infra.artifacts import Artifact
 
 settings = config.from_stack()
@@ -26,6 +26,9 @@ processor_access = iam.processor_access(settings, backend_resources, sinks.log_g
 processor = function.declare(settings, backend_resources, ffmpeg, code, sinks, processor_access)
 processor_alarms = alarms.declare(settings, processor.function, sinks.failure_queue)
 
+# Long jobs fanned out over many invocations by a Step Functions workflow (unless fanout.enabled is false).
+fanout = state_machine.declare(settings, backend_resources, processor.function)
+
 # The stuck-job sweep on a schedule (unless sweep.enabled is false).
 sweep.declare(settings, backend_resources, processor.function)
 
@@ -41,4 +44,4 @@ rollout_guard = guard.declare(settings, backend_resources, router_flags, Artifac
 dashboard.declare(settings, processor.function,
                   processor_alarms + ([rollout_guard.alarm] if rollout_guard else []))
 
-outputs.export(settings, ffmpeg, processor, sinks, processor_access, router_flags, backend_policy)
+outputs.export(settings, ffmpeg, processor, sinks, processor_access, router_flags, backend_policy, fanout)

@@ -123,6 +123,20 @@ class SweepSettings:
 
 
 @dataclass(frozen=True)
+class FanoutSettings:
+    """When a job fans out over many invocations (`infra/state_machine.py`, `processor.fanout`).
+
+    The defaults are argued in bench/README.md (fan-out): below two minutes of video or four
+    segments, the single pass's wall time is already within the fan-out's fixed cost.
+    """
+
+    enabled: bool = True
+    min_segments: int = 4
+    min_duration_seconds: int = 120
+    max_concurrency: int = 60
+
+
+@dataclass(frozen=True)
 class GuardSettings:
     """The rollout guard's schedule (`infra/guard.py`, `router.guard`): how often, over which window."""
 
@@ -145,6 +159,7 @@ class Settings:
     function: FunctionSettings
     railway_user_name: str | None
     sweep: SweepSettings
+    fanout: FanoutSettings = FanoutSettings()
     guard: GuardSettings = GuardSettings(enabled=True, rate_minutes=15, window_minutes=60)
     # The Redis the function publishes progress to; it holds a password, so it is never printed.
     progress_redis_url: str | None = field(default=None, repr=False)
@@ -153,6 +168,10 @@ class Settings:
     @property
     def function_name(self) -> str:
         return f"{self.project_name}-video-processor"
+
+    @property
+    def state_machine_name(self) -> str:
+        return f"{self.project_name}-video-processor-fanout"
 
     @property
     def flags_parameter_name(self) -> str:
@@ -333,11 +352,30 @@ def _text_variations(raw: str | None, api_key: str | None, api_key_is_secret: bo
 
 
 def _enabled(key: str, value: Any) -> bool:
+    """An object's ``enabled``: a YAML boolean, or its text when set with `pulumi config set --path`."""
     if isinstance(value, str):
         value = _boolean(key, value, default=True)
     if not isinstance(value, bool):
         raise ConfigError(key, f"must be true or false, got {value!r}")
     return value
+
+
+def _fanout(raw: str | None) -> FanoutSettings:
+    fields = ("enabled", "minSegments", "minDurationSeconds", "maxConcurrency")
+    value = _object("fanout", raw, fields)
+
+    def key(name: str) -> str:
+        return _key(f"fanout.{name}")
+
+    return FanoutSettings(
+        enabled=_enabled(key("enabled"), value.get("enabled", True)),
+        min_segments=_integer(key("minSegments"), value.get("minSegments", FanoutSettings.min_segments), 2, 10000),
+        min_duration_seconds=_integer(key("minDurationSeconds"),
+                                      value.get("minDurationSeconds", FanoutSettings.min_duration_seconds), 0, 86400),
+        # A distributed Map runs at most 10,000 child executions at once.
+        max_concurrency=_integer(key("maxConcurrency"), value.get("maxConcurrency", FanoutSettings.max_concurrency),
+                                 1, 10000),
+    )
 
 
 def _sweep(raw: str | None) -> SweepSettings:
@@ -407,6 +445,7 @@ def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
         text_variations=_text_variations(get(_key("textVariations")), get(_key("textVariationsApiKey")),
                                          is_secret(_key("textVariationsApiKey"))),
         sweep=_sweep(get(_key("sweep"))),
+        fanout=_fanout(get(_key("fanout"))),
         guard=_guard(get(_key("guard"))),
     )
 

@@ -70,6 +70,7 @@ def environment(settings: Settings) -> dict[str, str]:
 
     ``MAX_ATTEMPTS`` tells the processor which delivery is Lambda's last (the first try plus
     the configured retries), so that attempt fails the job instead of leaving it PROCESSING.
+    ``FANOUT_*`` say when a job fans out and over which state machine (`infra.state_machine`).
     ``PROGRESS_REDIS_PARAMETER`` and ``GOOGLE_API_KEY_PARAMETER`` name the parameters holding
     the progress Redis URL and the Gemini API key: the names only, never the values
     (`infra.secret_parameters`).
@@ -83,6 +84,11 @@ def environment(settings: Settings) -> dict[str, str]:
     if settings.function.max_output_long_side is not None:
         variables["VIDEO_MAX_LONG_SIDE"] = str(settings.function.max_output_long_side)
     variables.update({secret.variable: secret.parameter_name for secret in secret_parameters.wanted(settings)})
+    if settings.fanout.enabled:
+        # The machine's name only: processor.fanout derives its ARN from the function's own.
+        variables.update({"FANOUT_STATE_MACHINE": settings.state_machine_name,
+                          "FANOUT_MIN_SEGMENTS": str(settings.fanout.min_segments),
+                          "FANOUT_MIN_DURATION_SECONDS": str(settings.fanout.min_duration_seconds)})
     reserved = sorted(RESERVED_ENVIRONMENT_KEYS & variables.keys())
     if reserved:
         raise ValueError(f"Lambda reserves the environment variables {reserved}; the function cannot set them")

@@ -214,6 +214,7 @@ def _child(request_file: Path, result_file: Path) -> None:
                                             "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{physical}"},
             "aws:cloudwatch/logGroup:LogGroup": lambda: {"arn": arn("logs", f"log-group:{physical}")},
             "aws:ssm/parameter:Parameter": lambda: {"arn": arn("ssm", f"parameter{physical}")},
+            "aws:sfn/stateMachine:StateMachine": lambda: {"arn": arn("states", f"stateMachine:{physical}")},
             "aws:cloudwatch/metricAlarm:MetricAlarm": lambda: {"arn": arn("cloudwatch", f"alarm:{physical}")},
         }.get(type_, dict)()
         return physical, {"name": physical, **computed}

@@ -13,10 +13,12 @@ import pulumi_aws as aws
 from infra.config import Settings
 from infra.function import Processor, Sinks
 from infra.iam import ProcessorAccess
+from infra.state_machine import FanoutMachine
 
 
 def export(settings: Settings, layer: aws.lambda_.LayerVersion, processor: Processor, sinks: Sinks,
-           processor_access: ProcessorAccess, flags: aws.ssm.Parameter, backend_policy: aws.iam.Policy) -> None:
+           processor_access: ProcessorAccess, flags: aws.ssm.Parameter, backend_policy: aws.iam.Policy,
+           fanout: FanoutMachine | None) -> None:
     pulumi.export("functionName", processor.function.name)
     pulumi.export("functionArn", processor.function.arn)
     pulumi.export("functionEnvironment", processor.environment)
@@ -26,6 +28,8 @@ def export(settings: Settings, layer: aws.lambda_.LayerVersion, processor: Proce
     # The one policy to detach to take the processor's permissions away at once (docs/deploying.md).
     pulumi.export("processorPolicyArn", processor_access.policy.arn)
     pulumi.export("backendPolicyArn", backend_policy.arn)
+    if fanout is not None:
+        pulumi.export("fanoutStateMachineArn", fanout.state_machine.arn)
     pulumi.export("backendEnvironment", {
         "VIDEO_PROCESSOR_FUNCTION_NAME": processor.function.name,
         "ROUTER_FLAGS_PARAMETER": flags.name,

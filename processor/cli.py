@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from processor.contract import TEXT_STRATEGIES, make_job
-from processor.engine import EncodeSettings, cut
+from processor.engine import EncodeSettings, cut, cut_in_items
 from processor.errors import ConfigurationError, InvalidInputError, InvalidJobError, NotAVideoError, ProcessorError
 from processor.plan import plan
 from processor.probe import probe
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-long-side", type=int,
                      help="scale larger outputs down to this many pixels on their long side (default: 1920)")
     run.add_argument("--json", action="store_true", help="print the segments as JSON on stdout")
+    run.add_argument("--jobs", type=int, metavar="N",
+                     help="encode as a fan-out does: each item on its own, N at a time (default: one pass)")
     failures = commands.add_parser("failures", help="list (or settle) the events Lambda gave up on")
     failures.add_argument("--queue-url", required=True, help="the failure queue (`pulumi stack output failureQueueUrl`)")
     failures.add_argument("--table", default=os.environ.get("DYNAMODB_TABLE_NAME"),
@@ -196,6 +198,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     strategy, text_input = _text_input(args.strategy, args.text, args.context)
     if settings.stream_copy and text_input:
         raise UsageError("--stream-copy cannot burn in --text (text needs re-encoding)")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs is not None and settings.stream_copy:
+        raise UsageError("--jobs cannot be used with --stream-copy (items are re-encoded)")
     job = make_job(job_id=args.job_id, s3_key=args.input.name, cutting_options=parse_cut(args.cut),
                    text_strategy=strategy, text_input=text_input)
     media = probe(args.input)
@@ -214,8 +220,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(f"--output-dir {args.output_dir}: {error.strerror}") from None
     bar = _ProgressBar(err)
     try:
-        files = cut(args.input, segments, args.output_dir, settings, media=media, on_progress=bar,
-                    on_notice=lambda notice: err.write(f"python -m processor: note: {notice}\n"))
+        if args.jobs is None:
+            files = cut(args.input, segments, args.output_dir, settings, media=media, on_progress=bar,
+                        on_notice=lambda notice: err.write(f"python -m processor: note: {notice}\n"))
+        else:
+            files = cut_in_items(args.input, segments, args.output_dir, settings, jobs=args.jobs, media=media,
+                                 on_progress=bar)
     finally:
         bar.close()
     if args.json:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # processor.subtitles builds on this module's frame arithmeti
     from processor.subtitles import Caption, Captions
 
 SEGMENT_TEMPLATE = "segment_%03d.mp4"
+HTTP_PROTOCOLS = "http,tcp"
 CAPTION_NAME = "caption_{:03d}.png"
 # 120/240 fps phone slow-motion costs Lambda two to four times the encoding for frames a
 # feed does not show; very low rates are raised so every planned segment gets frames.
@@ -159,9 +161,24 @@ def text_ranges(segments: Sequence[Segment], frames: Sequence[int]) -> dict[str,
     return ranges
 
 
-def source(input_path: Path, **input_options: object) -> FilterableStream:
-    """The upload as an ffmpeg input, local files only (``INPUT_OPTIONS``), with the caller's
-    input options (for example ``ss`` to seek before decoding)."""
+@dataclass(frozen=True)
+class HttpInput:
+    """The upload read over HTTP from loopback (processor.ranged_input): only ``http`` and
+    ``tcp``, and the demuxer the local probe found, so no playlist demuxer can open other URLs."""
+
+    url: str
+    container: str
+
+
+Input = Path | HttpInput
+
+
+def source(input_path: Input, **input_options: object) -> FilterableStream:
+    """The upload as an ffmpeg input, local files only (``INPUT_OPTIONS``) or ``HttpInput``, with
+    the caller's input options (for example ``ss`` to seek before decoding)."""
+    if isinstance(input_path, HttpInput):
+        return ffmpeg.input(input_path.url, protocol_whitelist=HTTP_PROTOCOLS, f=input_path.container,
+                            **input_options)
     return ffmpeg.input(str(Path(input_path).absolute()), **INPUT_OPTIONS, **input_options)
 
 
@@ -271,17 +288,35 @@ def _mapped(upload: FilterableStream, video: FilterableStream, media: MediaInfo)
     return [video, upload["a:0"]] if media.has_audio else [video]
 
 
-def encode_command(ffmpeg_path: str, input_path: Path, media: MediaInfo, segments: Sequence[Segment],
+def encode_command(ffmpeg_path: str, input_path: Input, media: MediaInfo, segments: Sequence[Segment],
                    out_dir: Path, *, preset: str, crf: int,
-                   pictures: Sequence[tuple[Path, Caption]] = (), max_long_side: int = MAX_LONG_SIDE) -> list[str]:
+                   pictures: Sequence[tuple[Path, Caption]] = (), max_long_side: int = MAX_LONG_SIDE,
+                   first_frame: int = 0, frames: int | None = None) -> list[str]:
     """Re-encode to H.264/AAC, one segment file per planned segment, with the captions'
     pictures (``caption_pictures_command`` for processor.subtitles.captions of the same
-    segments and ``max_long_side``) laid over their frames."""
-    times = cut_times(segments, output_rate(media))
-    upload = source(input_path)
-    video = video_chain(upload["v:0"], media, pictures, max_long_side)
+    segments and ``max_long_side``) laid over their frames.
+
+    A fan-out item (processor.fanout) encodes a run of the whole plan's segments on its own:
+    ``first_frame`` is the output frame it starts at and ``frames`` how many it writes (None:
+    to the end); ``segments`` are then the item's, with times counted from that frame.
+    """
+    rate = output_rate(media)
+    times = cut_times(segments, rate)
+    if first_frame:
+        # Input seeking (-ss before -i): decoding starts at the keyframe before the seek point,
+        # and frames before it are dropped, so the item costs its own length, not the input's.
+        # Half a frame early, so the item's first frame is kept whatever the rounding; its
+        # timestamps then restart at zero, where the fps filter expects the first frame.
+        upload = source(input_path, ss=_seconds((first_frame - Fraction(1, 2)) / rate))
+        video = video_chain(upload["v:0"].filter("setpts", "PTS-STARTPTS"), media, pictures, max_long_side)
+    else:
+        upload = source(input_path)
+        video = video_chain(upload["v:0"], media, pictures, max_long_side)
     # The graph's fps filter made the stream constant-rate; keep its timestamps.
     options: dict[str, object] = {"c:v": "libx264", "preset": preset, "crf": crf, "fps_mode": "passthrough", **_STRIP}
+    if frames is not None:
+        # The exact frame count, and the audio cut at the same time.
+        options.update({"frames:v": frames, "t": _seconds(Fraction(frames) / rate)})
     if times:
         options["force_key_frames"] = ",".join(_seconds(t) for t in times)
     if media.has_audio:

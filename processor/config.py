@@ -18,6 +18,7 @@ from pathlib import Path
 from processor import backend_env
 from processor.engine import EncodeSettings
 from processor.errors import ConfigurationError
+from processor.fanout import FanoutSettings
 from processor.jobs import DEFAULT_LEASE_SECONDS
 from processor.text_model import TextModelSettings
 
@@ -60,6 +61,7 @@ class Settings:
     progress_redis_parameter: str | None = None
     text_model: TextModelSettings = field(default_factory=TextModelSettings)
     row_wait_seconds: int = DEFAULT_ROW_WAIT_SECONDS
+    fanout: FanoutSettings | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -78,4 +80,15 @@ class Settings:
             row_wait_seconds=_whole_number("JOB_ROW_WAIT_SECONDS", DEFAULT_ROW_WAIT_SECONDS, minimum=0),
             progress_redis_parameter=os.environ.get("PROGRESS_REDIS_PARAMETER", "").strip() or None,
             text_model=TextModelSettings.from_env(),
+            fanout=fanout_settings(),
         )
+
+
+def fanout_settings() -> FanoutSettings | None:
+    """``FANOUT_STATE_MACHINE`` and its thresholds (infra/function.py sets them with
+    ``fanout.enabled``); unset: every job takes the single pass, as the Celery worker always does."""
+    name = os.environ.get("FANOUT_STATE_MACHINE", "").strip()
+    if not name:
+        return None
+    return FanoutSettings(state_machine=name, min_segments=_whole_number("FANOUT_MIN_SEGMENTS", 4, minimum=2),
+                          min_duration_seconds=_whole_number("FANOUT_MIN_DURATION_SECONDS", 120, minimum=0))

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from processor import command as commands
 from processor import subtitles
 from processor.binaries import font_table, fonts_dir, tool
 from processor.errors import DeadlineExceededError, FFmpegError, InvalidInputError, InvalidJobError
+from processor.fanout import Item, ItemCut, item_cut, plan_items
 from processor.logs import log
 from processor.overlay import clean
 from processor.plan import Segment
@@ -160,13 +163,14 @@ def _collect(out_dir: Path, bounds: Sequence[tuple[float, float]], segments: Seq
             for i, (path, (start, end), duration) in enumerate(zip(expected, bounds, durations))]
 
 
-def check_complete(reached: float, media: MediaInfo) -> None:
+def check_complete(reached: float, duration: float, media: MediaInfo) -> None:
     """A truncated upload (the start of a file whose header promises more) probes with its
     full duration and decodes without error until its data ends; ffmpeg then writes fewer
-    segments. Said as what it is, an input problem, before counting files."""
-    if media.duration - reached > max(TRUNCATION_SLACK_SECONDS, 2 / float(media.fps)):
+    segments. Said as what it is, an input problem, before counting files. ``duration``: the
+    output ffmpeg was to write (a fan-out item's own length)."""
+    if duration - reached > max(TRUNCATION_SLACK_SECONDS, 2 / float(media.fps)):
         raise InvalidInputError(f"input is truncated or corrupt: decoded {reached:.1f} s of "
-                                f"{media.duration:.1f} s; upload the whole file again")
+                                f"{duration:.1f} s; upload the whole file again")
 
 
 def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: EncodeSettings, *,
@@ -182,14 +186,8 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
     log say why. ``before_encode`` runs just before any encode (the pipeline's fit check) and
     may raise to stop it.
     """
-    _check_plan(segments)
-    check_texts(segment.text for segment in segments)
     input_path, out_dir = Path(input_path), Path(out_dir)
-    if deadline is not None and time.monotonic() >= deadline:
-        raise DeadlineExceededError("the deadline passed before cutting started")
-    media = media or probe(input_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_outputs(out_dir)
+    media = _start(input_path, segments, out_dir, media, deadline)
     try:
         if settings.stream_copy and commands.stream_copy_possible(media, segments, settings.max_long_side):
             times = commands.copy_keyframes(segments, keyframe_times(input_path), media.duration)
@@ -209,22 +207,95 @@ def cut(input_path: Path, segments: list[Segment], out_dir: Path, settings: Enco
         raise
 
 
+def cut_item(input_path: commands.Input, part: ItemCut, out_dir: Path, settings: EncodeSettings, *,
+             media: MediaInfo | None = None, on_progress: Callable[[float], None] | None = None,
+             deadline: float | None = None) -> list[SegmentFile]:
+    """One fan-out item (processor.fanout.item_cut): its segments as ``segment_000.mp4``... in
+    ``out_dir``, frame for frame those of the single pass. Always re-encoded: a stream copy
+    cuts at keyframes, which items encoded apart could not agree on. An ``HttpInput`` needs
+    ``media``: what the probe of the local file found."""
+    out_dir = Path(out_dir)
+    if media is None and isinstance(input_path, commands.HttpInput):
+        raise ValueError("an item read over HTTP needs the media info of the probe")
+    media = _start(input_path, part.segments, out_dir, media, deadline)
+    try:
+        return _encode(input_path, media, part.segments, out_dir, settings, on_progress, deadline,
+                       first_frame=part.first_frame, frames=part.frames)
+    except BaseException:
+        _clear_outputs(out_dir)
+        raise
+
+
+def cut_in_items(input_path: Path, segments: list[Segment], out_dir: Path, settings: EncodeSettings, *, jobs: int,
+                 media: MediaInfo | None = None,
+                 on_progress: Callable[[float], None] | None = None) -> list[SegmentFile]:
+    """The fan-out's path on this machine: every item (processor.fanout.plan_items) encoded on
+    its own by ``cut_item``, ``jobs`` at a time as the state machine's Map runs them, into the
+    files ``cut`` writes."""
+    input_path, out_dir = Path(input_path), Path(out_dir)
+    media = _start(input_path, segments, out_dir, media, None)
+    rate = commands.output_rate(media)
+    items = plan_items(segments)
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def encode(item: Item) -> list[SegmentFile]:
+        work = out_dir / f".item-{item.first:03d}"
+        try:
+            files = cut_item(input_path, item_cut(segments, item, rate), work, settings, media=media)
+            placed = []
+            for file in files:
+                index = item.first + file.index
+                target = out_dir / commands.segment_name(index)
+                file.path.replace(target)
+                placed.append(replace(file, index=index, path=target, start=segments[index].start,
+                                      end=segments[index].end))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        with lock:
+            finished.append(item.count)
+            if on_progress:
+                on_progress(sum(finished) / len(segments))
+        return placed
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            return [file for files in pool.map(encode, items) for file in files]
+    except BaseException:
+        _clear_outputs(out_dir)
+        raise
+
+
+def _start(input_path: commands.Input, segments: Sequence[Segment], out_dir: Path, media: MediaInfo | None,
+           deadline: float | None) -> MediaInfo:
+    """The checks before any ffmpeg runs, and an empty ``out_dir``; the input's media info."""
+    _check_plan(segments)
+    check_texts(segment.text for segment in segments)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceededError("the deadline passed before cutting started")
+    media = media or probe(input_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clear_outputs(out_dir)
+    return media
+
+
 def _copy(input_path: Path, media: MediaInfo, times: Sequence[float], out_dir: Path,
           on_progress: Callable[[float], None] | None, deadline: float | None) -> list[SegmentFile]:
     argv = commands.copy_command(tool("ffmpeg"), input_path, media, times, out_dir)
-    check_complete(run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline), media)
+    check_complete(run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline),
+                   media.duration, media)
     edges = [0.0, *times, media.duration]
     return _collect(out_dir, list(zip(edges, edges[1:])), None, deadline)
 
 
-def _encode(input_path: Path, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
+def _encode(input_path: commands.Input, media: MediaInfo, segments: Sequence[Segment], out_dir: Path,
             settings: EncodeSettings, on_progress: Callable[[float], None] | None,
-            deadline: float | None) -> list[SegmentFile]:
+            deadline: float | None, first_frame: int = 0, frames: int | None = None) -> list[SegmentFile]:
     with tempfile.TemporaryDirectory(prefix=".texts-", dir=out_dir) as work:
         pictures = caption_pictures(media, segments, Path(work), deadline, settings.max_long_side)
         argv = commands.encode_command(tool("ffmpeg"), input_path, media, segments, out_dir,
                                        preset=settings.preset, crf=settings.crf, pictures=pictures,
-                                       max_long_side=settings.max_long_side)
-        reached = run_ffmpeg(argv, duration=media.duration, on_progress=on_progress, deadline=deadline)
-    check_complete(reached, media)
+                                       max_long_side=settings.max_long_side, first_frame=first_frame, frames=frames)
+        reached = run_ffmpeg(argv, duration=segments[-1].end, on_progress=on_progress, deadline=deadline)
+    check_complete(reached, segments[-1].end, media)
     return _collect(out_dir, [(s.start, s.end) for s in segments], segments, deadline)

@@ -73,6 +73,12 @@ class FFmpegError(ProcessorError):
     error_type = "ffmpeg_error"
 
 
+class SegmentMissingError(ProcessorError):
+    """A planned segment is not in S3 when a fan-out finishes: an item did not write it."""
+
+    error_type = "segment_missing"
+
+
 class TransientError(ProcessorError):
     """A dependency failed in a way a retry can fix (throttling, 5xx, connection reset)."""
 

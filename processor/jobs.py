@@ -33,6 +33,8 @@ from processor.progress_update import COMPLETED as COMPLETED_STAGE
 from processor.progress_update import FAILED as FAILED_STAGE
 # processing_stage of a job claimed (or handed back for a retry) and not started: today's first stage.
 from processor.progress_update import QUEUED as QUEUED_STAGE
+from processor.progress_update import PROCESSING as PROCESSING_STAGE
+from processor.progress_update import percentage
 from processor.variations import TextVariations
 
 QUEUED, PROCESSING, COMPLETED, FAILED = "QUEUED", "PROCESSING", "COMPLETED", "FAILED"
@@ -87,20 +89,26 @@ class JobStore:
 
     def _update(self, what: str, job_id: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
         """Run one conditional update; False when the condition did not hold."""
+        return self._updated(what, job_id, expression, condition, values) is not None
+
+    def _updated(self, what: str, job_id: str, expression: str, condition: str, values: dict[str, Any],
+                 returns: str = "UPDATED_NEW") -> dict[str, Any] | None:
+        """Run one conditional update; the attributes ``returns`` asks for, None when the condition did not hold."""
         with aws_call(f"DynamoDB {what} of job {job_id}"):
             try:
-                self.table.update_item(
+                response = self.table.update_item(
                     Key={"video_id": job_id},
                     UpdateExpression=expression,
                     ConditionExpression=condition,
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues=values,
+                    ReturnValues=returns,
                 )
             except ClientError as error:
                 if _is_condition_failure(error):
-                    return False
+                    return None
                 raise
-        return True
+        return response.get("Attributes", {})
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with aws_call(f"DynamoDB read of job {job_id}"):
@@ -162,6 +170,56 @@ class JobStore:
             expression += " REMOVE current_segment"
         if not self._update("progress", job_id, expression, _OWNED, values):
             raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def held(self, job_id: str, attempt_id: str) -> dict[str, Any]:
+        """The row of a job this attempt holds; a fan-out step runs only under its execution's claim."""
+        row = self.get(job_id) or {}
+        if row.get("status") != PROCESSING or row.get("processing_attempt_id") != attempt_id:
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id} "
+                                 f"(it is {row.get('status', 'without a row')})")
+        return row
+
+    def renew(self, job_id: str, attempt_id: str) -> None:
+        """Renew the lease without touching progress: a fan-out item's heartbeat while it encodes."""
+        if not self._update("lease renewal", job_id, "SET lease_expires_at = :lease", _OWNED,
+                            {":lease": self._lease(), ":attempt": attempt_id, ":processing": PROCESSING}):
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def start_counting(self, job_id: str, attempt_id: str, total: int) -> None:
+        """A fan-out's plan on the row: ``total`` segments to encode, none done yet (``count_done``)."""
+        if not self._update(
+            "segment count", job_id,
+            "SET total_segments = :total, segments_planned = :total, lease_expires_at = :lease, updated_at = :now "
+            "REMOVE segments_done",
+            _OWNED,
+            {":total": total, ":lease": self._lease(), ":now": utc_timestamp(), ":attempt": attempt_id,
+             ":processing": PROCESSING},
+        ):
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+
+    def count_done(self, job_id: str, attempt_id: str, indices: Sequence[int], total: int) -> int:
+        """Record segments ``indices`` of ``total`` as done and renew the lease; how many are done now.
+
+        Items finish in any order, at once: an atomic ADD into a number set, never a read then a
+        write, and a retried item that already counted its segments counts nothing twice. The
+        row's progress fields follow, never backwards: a count written late loses to a higher one.
+        """
+        changed = self._updated(
+            "segment count", job_id, "ADD segments_done :indices SET lease_expires_at = :lease, updated_at = :now",
+            _OWNED, {":indices": set(indices), ":lease": self._lease(), ":now": utc_timestamp(),
+                     ":attempt": attempt_id, ":processing": PROCESSING},
+            # Segments already counted change nothing, and an unchanged attribute is not "updated".
+            returns="ALL_NEW")
+        if changed is None:
+            raise ClaimLostError(f"job {job_id} is no longer held by attempt {attempt_id}")
+        done = len(changed["segments_done"])
+        self._update(
+            "progress", job_id,
+            "SET current_segment = :done, progress_percentage = :pct, processing_stage = :stage",
+            f"{_OWNED} AND (attribute_not_exists(current_segment) OR current_segment < :done)",
+            {":done": done, ":pct": _decimal(percentage(PROCESSING_STAGE, done / total)), ":stage": PROCESSING_STAGE,
+             ":attempt": attempt_id, ":processing": PROCESSING})
+        return done
 
     def save_text_variations(self, job_id: str, attempt_id: str, variations: TextVariations) -> None:
         """Store base_vary's texts before any segment is encoded: every later attempt reuses them."""

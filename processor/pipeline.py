@@ -25,7 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import boto3
 
@@ -48,6 +48,8 @@ from processor.storage import VideoStorage
 from processor.text_model import generate_texts
 from processor.variations import MODEL, apply, drawable, wants_variations
 
+if TYPE_CHECKING:  # processor.fanout_steps builds on this module
+    from processor.fanout_steps import FanoutStarter
 
 BUSY_POLL_SECONDS = 3.0
 ROW_POLL_SECONDS = 0.5
@@ -78,7 +80,7 @@ class InternalError(ProcessorError):
 @dataclass(frozen=True)
 class Outcome:
     job_id: str
-    status: str  # completed | failed | skipped | refused
+    status: str  # completed | failed | skipped | refused | fanned_out (a Step Functions execution runs it)
     output_keys: list[str] = field(default_factory=list)
     error_type: str | None = None
     message: str | None = None
@@ -95,12 +97,14 @@ def check_deadline(deadline: float) -> None:
 
 class JobRunner:
     def __init__(self, settings: Settings, store: JobStore, storage: VideoStorage, backend: str,
-                 publisher: ProgressPublisher | None = None) -> None:
+                 publisher: ProgressPublisher | None = None, fanout: FanoutStarter | None = None) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
         self.backend = backend
         self.publisher = publisher
+        # Lambda only: starts a Step Functions execution for a job that qualifies (processor.fanout_steps).
+        self.fanout = fanout
 
     def run_request(self, parse: Callable[[], Job], job_id: Any, *, deadline: float, wait_if_busy: bool) -> Outcome:
         """Validate (``parse``) then run; a job that breaks the contract is failed, not retried."""
@@ -186,6 +190,10 @@ class JobRunner:
                                                 f"({claim.upload_key!r} on the job row)")
             # Before the download: a caption no font can draw fails the job at once.
             check_texts(candidate_texts(job.text_strategy, job.text_input))
+            if self.fanout is not None:
+                fanned_out = self._fan_out(job, claim, reporter)
+                if fanned_out is not None:
+                    return fanned_out
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
                 work = Path(scratch)
                 reporter.stage(stages.DOWNLOADING)
@@ -199,7 +207,7 @@ class JobRunner:
                     self._check_fits(media, deadline)  # at once: before the model and the encode
                 planned = max(planned, len(segments))
                 reporter.plan([segment.end for segment in segments])
-                segments = self._vary_texts(job, segments, claim, reporter)
+                segments = self.vary_texts(job, segments, claim, reporter)
                 (work / "segments").mkdir()
                 reporter.stage(stages.PROCESSING, message=f"Processing {len(segments)} segments...",
                                current_segment=1)
@@ -228,18 +236,38 @@ class JobRunner:
                 log("transient_error", job_id=job.job_id, level=logging.WARNING, error=str(error),
                     attempts=claim.attempts)
                 raise
-            return self._fail(job, attempt, reporter, error, planned,
-                              f"gave up after {claim.attempts} attempts: {error}", started)
+            return self.fail(job, attempt, reporter, error.error_type, planned,
+                             f"gave up after {claim.attempts} attempts: {error}", time.monotonic() - started)
         except ProcessorError as error:
-            return self._fail(job, attempt, reporter, error, planned, str(error), started)
+            return self.fail(job, attempt, reporter, error.error_type, planned, str(error),
+                             time.monotonic() - started)
         except Exception as error:  # noqa: BLE001 - a bug must still end the job, not leave it PROCESSING
             logging.getLogger("processor").exception("unexpected error")
-            return self._fail(job, attempt, reporter, InternalError(), planned,
-                              f"internal error: {type(error).__name__}: {error}", started)
+            return self.fail(job, attempt, reporter, InternalError.error_type, planned,
+                             f"internal error: {type(error).__name__}: {error}", time.monotonic() - started)
         emit(job_metrics(self.backend, job.job_id, failed=False, processing_seconds=elapsed,
                          video_seconds=media.duration))
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
+
+    def _fan_out(self, job: Job, claim: Claim, reporter: ProgressReporter) -> Outcome | None:
+        """Start the fan-out when the job qualifies, from a probe that reads only the upload's
+        index; None: the job takes the single pass (which reports its own probe's errors)."""
+        try:
+            media = self.fanout.probe(self.storage, job.s3_key)
+        except ProcessorError as error:
+            log("fanout_probe_failed", job_id=job.job_id, error=str(error))
+            return None
+        segments = plan(job, media.duration)
+        # A stream copy cuts at the input's keyframes, which items encoded apart cannot agree on.
+        qualifies = self.fanout.settings.qualifies(len(segments), media.duration, media.container)
+        if self._copies(media, segments) or not qualifies:
+            return None
+        reporter.plan([segment.end for segment in segments])
+        # The execution holds this claim from here: its steps renew the lease and end the job.
+        launched = self.fanout.start(job, claim, media)
+        return Outcome(job.job_id, "fanned_out" if launched else "skipped",
+                       message=None if launched else "the fan-out of this claim is already running")
 
     def _copies(self, media: MediaInfo, segments: list[Segment]) -> bool:
         """Whether the job may be stream-copied: a copy decodes nothing and always fits."""
@@ -254,7 +282,7 @@ class JobRunner:
                      memory_mb=limits.memory_limit_mb(), seconds_left=deadline - time.monotonic(),
                      cores=limits.cores())
 
-    def _vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
+    def vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
         """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.
 
         Storing first is what makes a retry, a duplicate or the other backend burn in the same
@@ -276,20 +304,21 @@ class JobRunner:
                 reason=variations.reason, model=self.settings.text_model.model)
         return apply(segments, variations.fitted(len(segments), base_text))
 
-    def _fail(self, job: Job, attempt: str, reporter: ProgressReporter, error: ProcessorError, planned: int,
-              message: str, started: float) -> Outcome:
-        elapsed = time.monotonic() - started
-        marked = self.store.fail(job.job_id, attempt, message, error.error_type, elapsed)
+    def fail(self, job: Job, attempt: str, reporter: ProgressReporter, error_type: str, planned: int,
+             message: str, elapsed: float) -> Outcome:
+        """FAILED under this attempt's claim after ``elapsed`` seconds of processing, its
+        ``planned`` segment keys removed, the browser told."""
+        marked = self.store.fail(job.job_id, attempt, message, error_type, elapsed)
         if marked:
             # Only the holder of the job may remove its segments: a newer attempt may be writing them.
             self.storage.delete(job, planned)
-        log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error.error_type, error=message)
+        log("failed", job_id=job.job_id, level=logging.ERROR, error_type=error_type, error=message)
         if marked:
             emit(job_metrics(self.backend, job.job_id, failed=True, processing_seconds=elapsed,
-                             error_type=error.error_type))
+                             error_type=error_type))
             # Told only with the row: a job another attempt now holds has not failed.
             reporter.failed(message)
-        return Outcome(job.job_id, "failed", error_type=error.error_type, message=message)
+        return Outcome(job.job_id, "failed", error_type=error_type, message=message)
 
 
 @cache

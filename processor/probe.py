@@ -46,6 +46,9 @@ class MediaInfo:
     video_codec: str
     pix_fmt: str
     audio_codec: str | None = None
+    container: str | None = None
+    """The demuxer ffprobe chose (its first name, e.g. ``mov``): a fan-out item forces it when
+    it reads the upload over HTTP (processor.ranged_input)."""
 
     @property
     def display_width(self) -> int:
@@ -56,7 +59,7 @@ class MediaInfo:
         return self.width if self.rotation in (90, 270) else self.height
 
 
-def _ffprobe(path: Path, **options: str) -> dict[str, Any]:
+def _ffprobe(path: Path | str, **options: str) -> dict[str, Any]:
     """ffprobe's JSON for a local file, through ffmpeg.probe.
 
     ffmpeg.probe always asks for ``-show_format -show_streams``; a ``show_entries`` option
@@ -64,14 +67,15 @@ def _ffprobe(path: Path, **options: str) -> dict[str, Any]:
     UTF-8 in them, so the JSON always decodes). It waits for ffprobe without a time limit,
     hence the watchdog.
     """
-    target = str(Path(path).absolute())
+    target = path if isinstance(path, str) else str(Path(path).absolute())
+    options = {**INPUT_OPTIONS, **options}
     binary = tool("ffprobe")
     stopped = threading.Event()
     watchdog = threading.Timer(PROBE_TIMEOUT_SECONDS, _stop_ffprobe, (binary, target, stopped))
     watchdog.daemon = True
     watchdog.start()
     try:
-        return ffmpeg.probe(target, cmd=binary, v="error", **INPUT_OPTIONS, **options)
+        return ffmpeg.probe(target, cmd=binary, v="error", **options)
     except ffmpeg.Error as error:
         if stopped.is_set():
             raise NotAVideoError(f"{Path(path).name} could not be read: ffprobe was stopped after "
@@ -157,7 +161,12 @@ def parse_probe(data: dict[str, Any], name: str) -> MediaInfo:
         video_codec=str(video.get("codec_name") or "unknown"),
         pix_fmt=str(video.get("pix_fmt") or "unknown"),
         audio_codec=str(audio.get("codec_name") or "unknown") if audio else None,
+        container=str(fmt["format_name"]).split(",")[0] if fmt.get("format_name") else None,
     )
+
+
+_ENTRIES = ("format=duration,format_name:stream=codec_type,codec_name,pix_fmt,width,height,"
+            "r_frame_rate,avg_frame_rate,duration:stream_disposition=attached_pic:stream_side_data=rotation")
 
 
 def probe(path: Path) -> MediaInfo:
@@ -165,11 +174,14 @@ def probe(path: Path) -> MediaInfo:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(path)
-    data = _ffprobe(path, show_entries=(
-        "format=duration,format_name:stream=codec_type,codec_name,pix_fmt,width,height,"
-        "r_frame_rate,avg_frame_rate,duration:stream_disposition=attached_pic"
-        ":stream_side_data=rotation"))
-    return parse_probe(data, path.name)
+    return parse_probe(_ffprobe(path, show_entries=_ENTRIES), path.name)
+
+
+def probe_url(url: str, name: str, protocols: str, formats: str) -> MediaInfo:
+    """Probe an upload served over HTTP on loopback (processor.ranged_input): only ``protocols``,
+    and only the demuxers in ``formats``, so no playlist demuxer can be chosen to open other URLs."""
+    return parse_probe(_ffprobe(url, protocol_whitelist=protocols, format_whitelist=formats,
+                                show_entries=_ENTRIES), name)
 
 
 def keyframe_times(path: Path) -> list[float]:

@@ -7,6 +7,7 @@ first, since a video larger than /tmp would otherwise fail half-way with a confu
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,12 +17,14 @@ from botocore.exceptions import ClientError
 
 from processor.aws_errors import aws_call
 from processor.contract import Job
-from processor.errors import InputNotFoundError, InsufficientSpaceError
+from processor.errors import InputNotFoundError, InsufficientSpaceError, SegmentMissingError
 from processor.logs import log
 
 # The input, its segments (about the input's size again when re-encoding) and ffmpeg's slack.
 SPACE_FACTOR = 2.2
 SPACE_MARGIN_BYTES = 32 * 1024 * 1024
+# S3 user metadata (x-amz-meta-duration): a segment's measured duration in seconds.
+DURATION_METADATA = "duration"
 
 
 def ensure_fits(size: int, free: int, directory: Path) -> None:
@@ -67,21 +70,56 @@ class VideoStorage:
             self.s3.download_file(self.bucket, key, str(target), Callback=transferred)
         return target
 
-    def upload_segments(self, job: Job, paths: Sequence[Path],
-                        on_uploaded: Callable[[int], None] | None = None) -> list[str]:
-        """Upload segment i to ``processed/{job_id}/segment_{i:03d}.mp4``; keys in order.
+    def upload_segments(self, job: Job, paths: Sequence[Path], on_uploaded: Callable[[int], None] | None = None,
+                        *, first: int = 0, durations: Sequence[float] = ()) -> list[str]:
+        """Upload the segment at ``paths[j]`` to ``processed/{job_id}/segment_{first + j:03d}.mp4``; keys in order.
 
         Keys are a function of the job and the index, so a retry overwrites, never duplicates.
+        ``durations`` go along as object metadata: a fan-out's finish step reads them back
+        (``segment_durations``) without downloading the segments.
         """
         keys: list[str] = []
         for index, path in enumerate(paths):
-            key = job.output_key(index)
+            key = job.output_key(first + index)
+            extra: dict[str, Any] = {"ContentType": "video/mp4"}
+            if durations:
+                extra["Metadata"] = {DURATION_METADATA: f"{durations[index]:.6f}"}
             with aws_call(f"S3 upload s3://{self.bucket}/{key}"):
-                self.s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": "video/mp4"})
+                self.s3.upload_file(str(path), self.bucket, key, ExtraArgs=extra)
             keys.append(key)
             if on_uploaded:
                 on_uploaded(index)
         return keys
+
+    def segment_durations(self, job: Job, count: int) -> list[float]:
+        """The durations stored with segments 0 .. count - 1; SegmentMissingError names the first
+        that is not there (or was not written by a fan-out item)."""
+        durations = []
+        for index in range(count):
+            key = job.output_key(index)
+            with aws_call(f"S3 HeadObject s3://{self.bucket}/{key}"):
+                try:
+                    metadata = self.s3.head_object(Bucket=self.bucket, Key=key).get("Metadata", {})
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
+                        raise SegmentMissingError(f"segment {index} of {count} is not in S3 ({key})") from None
+                    raise
+            if DURATION_METADATA not in metadata:
+                raise SegmentMissingError(f"segment {index} of {count} ({key}) carries no duration")
+            durations.append(float(metadata[DURATION_METADATA]))
+        return durations
+
+    def put_json(self, key: str, value: Any) -> None:
+        with aws_call(f"S3 upload s3://{self.bucket}/{key}"):
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(value).encode(),
+                               ContentType="application/json")
+
+    def delete_key(self, key: str) -> None:
+        """Best effort, as ``delete``."""
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            log("cleanup_failed", job_id=None, key=key, error=str(error))
 
     def delete(self, job: Job, count: int) -> None:
         """Remove this job's first ``count`` segments (best effort: the row, not S3, says done)."""

@@ -3,12 +3,15 @@
 A moto server plays AWS (the backend's bucket and job table, the router's flags parameter),
 a sample video is uploaded and two job rows are written as the backend writes them, the
 operators' flags are set with ``python -m router``, and ``router.dispatch`` sends one job to
-Lambda and one to Celery. The Lambda job runs from the built function zip and layer zip in a
-Lambda-shaped process (`sandbox.lambda_invoker`); the Celery job runs on a real worker. Both
+Lambda and one to Celery, and a third, a 3-minute video, to Lambda, which fans it out: the
+function starts the Step Functions state machine the Pulumi program declares, run here by moto's
+own interpreter (`sandbox.step_functions`), which invokes the function once per item. The Lambda
+jobs run from the built function zip and layer zip in a Lambda-shaped process
+(`sandbox.lambda_invoker`); the Celery job runs on a real worker. All
 publish progress on Redis (the function through the secret ``progressRedisUrl``, as deployed),
 and the demo follows each job as the backend's stream endpoint would, with
 ``router.progress_events``, printing every message. It ends with a table, the stages seen for
-each job and a contact sheet, and exits non-zero if any job did not complete.
+each job, the fan-out's items and a contact sheet, and exits non-zero if any job did not complete.
 """
 
 from __future__ import annotations
@@ -28,17 +31,21 @@ from pathlib import Path
 import boto3
 
 from sandbox import backend
-from sandbox.lambda_invoker import FunctionSpec, LocalLambda
+from sandbox.lambda_invoker import FunctionSpec, Invocation, LocalLambda
 from sandbox.media import make_video
-from sandbox.servers import moto_server, redis_server
+from sandbox.servers import redis_server
+from sandbox.step_functions import moto_with_step_functions
 from sandbox.workers import celery_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS_PARAMETER = "/easy-video-share/dev/router-flags"
 JOB_TIMEOUT_SECONDS = 300
+# user, texts, seconds of video, segment length: carol's job qualifies for fan-out (the stack's
+# defaults: at least 4 segments and 120 s).
 DEMO_JOBS = (
-    ("alice", ["Alice's job ran on Lambda", "第二段 🎬", "مرحبا بالعالم"]),
-    ("bob", ["Bob's job ran on Celery", "Ещё Celery 👍", "नमस्ते दुनिया"]),
+    ("alice", ["Alice's job ran on Lambda", "第二段 🎬", "مرحبا بالعالم"], 12, 4),
+    ("bob", ["Bob's job ran on Celery", "Ещё Celery 👍", "नमस्ते दुनिया"], 12, 4),
+    ("carol", ["Carol's job fanned out", "one item per segment", "all at once"], 180, 30),
 )
 
 
@@ -52,6 +59,7 @@ class DemoJob:
     finished: float | None = None
     row: dict | None = None
     stages: list[str] = field(default_factory=list)
+    items: list[Invocation] = field(default_factory=list)  # a fanned-out job's item invocations
 
 
 def say(message: str) -> None:
@@ -142,6 +150,15 @@ def report(jobs: list[DemoJob], out: Path, bucket: str) -> bool:
             local.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(local))
             segments.append(local)
+    for job in jobs:
+        if job.items:
+            print(f"\nitems of {job.user}'s job: {len(job.items)} invocations of the function, run together by "
+                  "the state machine's Map")
+            print(f"  {'segments':10} {'attempts':>8} {'seconds':>8}  status")
+            for item in job.items:
+                event = item.event["item"]
+                span = f"{event['first']}-{event['first'] + event['count'] - 1}"
+                print(f"  {span:10} {item.attempts:>8} {item.seconds:>8.1f}  {item.status}")
     print("\nstages seen (router.progress_events: the Redis channel and the job row)")
     for job in jobs:
         print(f"  {job.user:6} {job.backend:7} {' > '.join(dict.fromkeys(job.stages)) or 'none'}")
@@ -164,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     say("building the layer zip and the function zip (pinned sources, reproducible bytes)")
     layer_zip, code_zip = layer_build.build(), function_package.build()
 
-    with moto_server() as moto, redis_server() as redis_url:
+    with moto_with_step_functions() as (moto, proxy), redis_server() as redis_url:
         os.environ.update(moto.environment())
-        say(f"AWS is a moto server at {moto.endpoint}; Redis at {redis_url}")
+        say(f"AWS is a moto server at {moto.endpoint}, running state machines; Redis at {redis_url}")
         say("reading the function's declared settings from the Pulumi program (run under mocks), with "
             "this Redis as the secret progressRedisUrl")
         declared = run_program({**MINIMAL_CONFIG, "progressRedisUrl": redis_url}, secrets=["progressRedisUrl"])
@@ -176,8 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         # What `pulumi up` writes: the URL as a SecureString; the function knows only its name.
         parameter = declared.named("progress-redis-url").inputs
         boto3.client("ssm").put_parameter(Name=parameter["name"], Type=parameter["type"], Value=parameter["value"])
-        sample = make_video(out / "sample.mp4", duration=12.0, width=640, height=360)
-        say(f"sample video: {sample} (12 s, 640x360, with audio)")
+        machine = declared.named("video-processor-fanout").inputs
+        boto3.client("stepfunctions").create_state_machine(
+            name=machine["name"], definition=machine["definition"], type=machine["type"],
+            roleArn=f"arn:aws:iam::123456789012:role/{declared.named('fanout-role').inputs['name']}")
+        say(f"state machine {machine['name']}: the definition the Pulumi program declares")
+        samples = {seconds: make_video(out / f"sample-{seconds}s.mp4", duration=float(seconds), width=640, height=360)
+                   for seconds in sorted({job[2] for job in DEMO_JOBS})}
+        say(f"sample videos: {', '.join(str(path) for path in samples.values())} (640x360, with audio)")
 
         queue = f"demo-{uuid.uuid4().hex[:8]}"
         worker_env = {**os.environ, "CELERY_BROKER_URL": redis_url, "REDIS_URL": redis_url,
@@ -185,29 +208,31 @@ def main(argv: list[str] | None = None) -> int:
         spec = FunctionSpec.declared(function, declared.function_environment, code_zip, layer_zip)
         with LocalLambda(spec, moto.environment(), out / "lambda") as local_lambda, \
                 celery_worker(worker_env, out / "celery-worker.log", queue=queue):
+            proxy.lambda_endpoint = local_lambda.endpoint
             # The backend's Railway variables, as docs/router.md lists them.
             os.environ.update({
                 "VIDEO_PROCESSOR_FUNCTION_NAME": function["name"], "DYNAMODB_TABLE_NAME": table,
                 "S3_BUCKET_NAME": bucket, "CELERY_BROKER_URL": redis_url, "VIDEO_PROCESSOR_CELERY_QUEUE": queue,
                 "ROUTER_FLAGS_PARAMETER": FLAGS_PARAMETER, "AWS_ENDPOINT_URL_LAMBDA": local_lambda.endpoint,
             })
-            say("operator: python -m router flags set phase=canary lambda_percent=0 lambda_users=alice")
-            router_cli("flags", "set", "phase=canary", "lambda_percent=0", "lambda_users=alice")
+            say("operator: python -m router flags set phase=canary lambda_percent=0 lambda_users=alice,carol")
+            router_cli("flags", "set", "phase=canary", "lambda_percent=0", "lambda_users=alice,carol")
 
             import router
 
             jobs: list[DemoJob] = []
             streams: list[ProgressStream] = []
-            for user, texts in DEMO_JOBS:
+            for user, texts, seconds, segment_seconds in DEMO_JOBS:
                 job = DemoJob(str(uuid.uuid4()), user, "?", "?")
                 job_id = job.job_id
+                sample = samples[seconds]
                 key = backend.upload_video(str(sample), f"uploads/{user}/{job_id}.mp4", bucket)
                 backend.put_job_row(job_id, key, table=table, user_id=user, file_size=sample.stat().st_size)
                 streams.append(ProgressStream(job, redis_url, table))
                 job.dispatched = time.monotonic()
                 decision = router.dispatch({
                     "job_id": job_id, "s3_key": key, "user_id": user, "file_size": sample.stat().st_size,
-                    "cutting_options": {"type": "fixed", "duration_seconds": 4},
+                    "cutting_options": {"type": "fixed", "duration_seconds": segment_seconds},
                     "text_strategy": "unique_for_all",
                     "text_input": {"strategy": "unique_for_all", "unique_texts": texts}})
                 say(f"router.dispatch: {user}'s job {job_id[:8]} -> {decision.backend} ({decision.reason})")
@@ -215,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append(job)
             for stream in streams:
                 stream.wait()
+            for job in jobs:
+                job.items = [invocation for invocation in local_lambda.invocations.values()
+                             if isinstance(invocation.event, dict) and invocation.event.get("fanout") == "item"
+                             and invocation.event["job"]["job_id"] == job.job_id]
+                job.items.sort(key=lambda invocation: invocation.event["item"]["first"])
         return 0 if report(jobs, out, bucket) else 1
 
 

@@ -24,6 +24,9 @@ class Context:
         self.aws_request_id = request_id
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
         self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+        # As Lambda forms it; the invoker's account is moto's default one.
+        self.invoked_function_arn = (f"arn:aws:lambda:{os.environ.get('AWS_REGION', 'us-east-1')}:123456789012:"
+                                     f"function:{self.function_name}")
         self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:

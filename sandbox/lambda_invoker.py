@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import unquote
 
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024  # bytes, since October 2025
 # What Lambda's Python runtime provides besides the standard library.
@@ -310,7 +311,8 @@ class LocalLambda:
                             {"x-amzn-ErrorType": error_type, "Content-Type": "application/json"})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                parts = self.path.split("?")[0].strip("/").split("/")
+                # An ARN as the function's name arrives percent-encoded (arn%3Aaws%3Alambda...).
+                parts = [unquote(part) for part in self.path.split("?")[0].strip("/").split("/")]
                 if len(parts) != 4 or parts[:2] != ["2015-03-31", "functions"] or parts[3] != "invocations":
                     return self._error(404, "UnknownOperationException", f"unknown path {self.path}")
                 name = parts[2].split(":")[-1] if parts[2].startswith("arn:") else parts[2]

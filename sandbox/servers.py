@@ -72,12 +72,14 @@ class MotoServer:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[MotoServer]:
-    """A moto server process on a free loopback port (with DynamoDB's atomic writes: `sandbox.moto_launcher`)."""
+def moto_server(environment: dict[str, str] | None = None) -> Iterator[MotoServer]:
+    """A moto server process on a free loopback port (with DynamoDB's atomic writes: `sandbox.moto_launcher`);
+    ``environment``: variables added to its own (e.g. ``MOTO_PORT``, see `sandbox.step_functions`)."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_launcher", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, **environment} if environment else None)
     try:
         _wait(lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).status == 200,
               "moto server", process)

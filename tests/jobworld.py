@@ -18,6 +18,7 @@ class LambdaContext:
     def __init__(self, remaining_seconds: float = 900.0) -> None:
         self.aws_request_id = str(uuid.uuid4())
         self.function_name = "easy-video-share-video-processor"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
         self._deadline = time.monotonic() + remaining_seconds
 
     def get_remaining_time_in_millis(self) -> int:

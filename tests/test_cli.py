@@ -52,6 +52,21 @@ def test_run_writes_segments_and_reports_them_as_json(clip, tmp_path):
     assert all((tmp_path / f"segment_{i:03d}.mp4").stat().st_size > 0 for i in range(3))
 
 
+def test_jobs_encodes_the_items_apart_with_the_single_passs_outputs(tmp_path):
+    """--jobs 2: the fan-out's items (two here) encoded at once, into the same files as one pass."""
+    long_clip = make_video(tmp_path / "long.mp4", duration=22.0)
+    common = ["--cut", "fixed:4", "--strategy", "unique_for_all", "--json", *sum((["--text", f"part {i}"]
+                                                                                  for i in range(6)), [])]
+    single = run("run", str(long_clip), "--output-dir", str(tmp_path / "single"), *common)
+    fanned = run("run", str(long_clip), "--output-dir", str(tmp_path / "items"), "--jobs", "2", *common)
+    assert single.returncode == 0 and fanned.returncode == 0, (single.stderr, fanned.stderr)
+    ours, theirs = json.loads(fanned.stdout)["segments"], json.loads(single.stdout)["segments"]
+    assert [s["path"] for s in ours] == [str(tmp_path / "items" / f"segment_{i:03d}.mp4") for i in range(6)]
+    assert sorted(p.name for p in (tmp_path / "items").iterdir()) == [f"segment_{i:03d}.mp4" for i in range(6)]
+    assert [(s["start"], s["end"], s["text"]) for s in ours] == [(s["start"], s["end"], s["text"]) for s in theirs]
+    assert all(abs(a["duration"] - b["duration"]) <= 1 / 30 + 1e-6 for a, b in zip(ours, theirs))
+
+
 def test_base_vary_shows_the_texts_the_model_wrote(clip, tmp_path):
     with FakeGemini() as gemini:
         result = run("run", str(clip), "--output-dir", str(tmp_path), "--cut", "fixed:2", "--strategy", "base_vary",
@@ -104,6 +119,8 @@ def test_random_cut_is_seeded_by_the_job_id(clip, tmp_path):
      "--strategy base_vary takes exactly one --text (the base text), got 2"),
     (["--strategy", "unique_for_all"], "--strategy unique_for_all needs --text"),
     (["--context", "sales"], "--context needs --strategy base_vary"),
+    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["--jobs", "2", "--stream-copy"], "--jobs cannot be used with --stream-copy"),
 ])
 def test_bad_options_exit_2_with_one_line(clip, tmp_path, args, message):
     result = run("run", str(clip), "--output-dir", str(tmp_path), *args)

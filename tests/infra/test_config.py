@@ -44,6 +44,10 @@ def test_defaults_are_the_issues():
     assert (loaded.guard.enabled, loaded.guard.rate_minutes, loaded.guard.window_minutes) == (True, 15, 60)
     assert loaded.function_name == "easy-video-share-video-processor"
     assert loaded.flags_parameter_name == "/easy-video-share/dev/router-flags"
+    fanout = loaded.fanout
+    assert (fanout.enabled, fanout.min_segments, fanout.min_duration_seconds, fanout.max_concurrency) == (
+        True, 4, 120, 60)
+    assert loaded.state_machine_name == "easy-video-share-video-processor-fanout"
 
 
 def test_defaults_follow_the_project_name():
@@ -76,6 +80,10 @@ def test_accepts_every_key_and_the_cli_forms_of_numbers_and_booleans():
                             "maxRedispatches": 0}).sweep
     assert (sweep.enabled, sweep.rate_minutes, sweep.older_than_minutes, sweep.mode, sweep.max_redispatches) == (
         False, 1, 10080, "mark_failed", 0)
+    fanout = settings(fanout={"enabled": "false", "minSegments": "2", "minDurationSeconds": 0,
+                              "maxConcurrency": 10000}).fanout
+    assert (fanout.enabled, fanout.min_segments, fanout.min_duration_seconds, fanout.max_concurrency) == (
+        False, 2, 0, 10000)
     guard = settings(guard={"enabled": "false", "rateMinutes": "1", "windowMinutes": 10080}).guard
     assert (guard.enabled, guard.rate_minutes, guard.window_minutes) == (False, 1, 10080)
 
@@ -133,6 +141,13 @@ BAD = [
     ({"sweep": {"olderThanMinutes": 0}}, f"{NS}:sweep.olderThanMinutes"),
     ({"sweep": {"action": "mark_failed"}}, f"{NS}:sweep.action"),
     ({"sweep": {"maxRedispatches": 11}}, f"{NS}:sweep.maxRedispatches"),
+    ({"fanout": "yes"}, f"{NS}:fanout"),
+    ({"fanout": {"concurrency": 5}}, f"{NS}:fanout.concurrency"),
+    ({"fanout": {"enabled": "maybe"}}, f"{NS}:fanout.enabled"),
+    ({"fanout": {"minSegments": 1}}, f"{NS}:fanout.minSegments"),
+    ({"fanout": {"minDurationSeconds": -1}}, f"{NS}:fanout.minDurationSeconds"),
+    ({"fanout": {"maxConcurrency": 0}}, f"{NS}:fanout.maxConcurrency"),
+    ({"fanout": {"maxConcurrency": 10001}}, f"{NS}:fanout.maxConcurrency"),
 ]
 
 

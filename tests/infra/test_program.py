@@ -42,12 +42,14 @@ CUSTOM_CONFIG = {
                  "logRetentionDays": 14, "maxRetryAttempts": 1, "maxEventAgeSeconds": 3600},
     "railwayUserName": "clips-railway",
     "sweep": {"rateMinutes": 1, "olderThanMinutes": 120, "action": "markFailed", "maxRedispatches": 0},
+    "fanout": {"minSegments": 6, "minDurationSeconds": 300, "maxConcurrency": 100},
     "guard": {"rateMinutes": 5, "windowMinutes": 180},
 }
 CONFIGS = {
     "minimal": MINIMAL_CONFIG,
     "custom": CUSTOM_CONFIG,
     "no-sweep": {**MINIMAL_CONFIG, "sweep": {"enabled": False}},
+    "no-fanout": {**MINIMAL_CONFIG, "fanout": {"enabled": False}},
     "no-guard": {**MINIMAL_CONFIG, "guard": {"enabled": False}},
     "reference": {**MINIMAL_CONFIG, "adoptExisting": False},
     "stack-file": stack_file_config(REPO / "Pulumi.dev.yaml"),
@@ -171,12 +173,15 @@ def test_without_adoption_the_existing_resources_are_only_read():
                  "ephemeralStorage": {"size": 10240}, "reserved": None, "region": "us-east-1",
                  "role": "easy-video-share-lambda-execution-role", "layer": "easy-video-share-ffmpeg",
                  "environment": {"S3_BUCKET_NAME": "easy-video-share-videos",
-                                 "DYNAMODB_TABLE_NAME": "easy-video-share-video-metadata", "MAX_ATTEMPTS": "3"}}),
+                                 "DYNAMODB_TABLE_NAME": "easy-video-share-video-metadata", "MAX_ATTEMPTS": "3",
+                                 "FANOUT_STATE_MACHINE": "easy-video-share-video-processor-fanout",
+                                 "FANOUT_MIN_SEGMENTS": "4", "FANOUT_MIN_DURATION_SECONDS": "120"}}),
     ("custom", {"name": "clips-video-processor", "memorySize": 4096, "timeout": 600,
                 "ephemeralStorage": {"size": 4096}, "reserved": 7, "region": "eu-central-1",
                 "role": "clips-role", "layer": "clips-ffmpeg",
                 "environment": {"S3_BUCKET_NAME": "clips-videos", "DYNAMODB_TABLE_NAME": "clips-jobs",
-                                "MAX_ATTEMPTS": "2"}}),
+                                "MAX_ATTEMPTS": "2", "FANOUT_STATE_MACHINE": "clips-video-processor-fanout",
+                                "FANOUT_MIN_SEGMENTS": "6", "FANOUT_MIN_DURATION_SECONDS": "300"}}),
 ])
 def test_function_is_declared_from_the_configuration(config_name: str, expected: dict[str, Any]):
     declaration = declared(config_name)
@@ -203,7 +208,9 @@ def test_function_is_declared_from_the_configuration(config_name: str, expected:
 @pytest.mark.parametrize("config_name", sorted(CONFIGS))
 def test_function_environment_is_exactly_what_the_processor_reads_and_nothing_reserved(config_name: str):
     environment = declared(config_name).function_environment
-    assert set(environment) == {"S3_BUCKET_NAME", "DYNAMODB_TABLE_NAME", "MAX_ATTEMPTS"}
+    fanout = set() if config_name == "no-fanout" else {"FANOUT_STATE_MACHINE", "FANOUT_MIN_SEGMENTS",
+                                                       "FANOUT_MIN_DURATION_SECONDS"}
+    assert set(environment) == {"S3_BUCKET_NAME", "DYNAMODB_TABLE_NAME", "MAX_ATTEMPTS"} | fanout
     assert not RESERVED_KEYS & set(environment)
     assert declared(config_name).outputs["functionEnvironment"] == environment
 
@@ -244,7 +251,9 @@ def test_text_variations_reach_the_function_as_the_processor_reads_them():
         "S3_BUCKET_NAME": "easy-video-share-videos", "DYNAMODB_TABLE_NAME": "easy-video-share-video-metadata",
         "MAX_ATTEMPTS": "3", "GOOGLE_CLOUD_PROJECT": "video-share", "GOOGLE_CLOUD_LOCATION": "us-central1",
         "TEXT_VARIATIONS_MODEL": "gemini-2.5-flash-lite", "TEXT_VARIATIONS_BASE_URL": "https://proxy.example.com",
-        "TEXT_VARIATIONS_TIMEOUT_SECONDS": "20", "TEXT_VARIATIONS_ATTEMPTS": "3"}
+        "TEXT_VARIATIONS_TIMEOUT_SECONDS": "20", "TEXT_VARIATIONS_ATTEMPTS": "3",
+        "FANOUT_STATE_MACHINE": "easy-video-share-video-processor-fanout", "FANOUT_MIN_SEGMENTS": "4",
+        "FANOUT_MIN_DURATION_SECONDS": "120"}
     assert json.loads(environment["GOOGLE_CREDENTIAL_CONFIG"]) == FEDERATION
     # The federation configuration holds no secret: it is plain, and in the output too.
     assert declaration.named("video-processor").secret_inputs == ()
@@ -352,7 +361,8 @@ def test_no_policy_the_program_writes_has_a_wildcard_action_or_an_unnamed_resour
     declaration = declared(config_name)
     policies = declaration.of_type("aws:iam/policy:Policy")
     sweep = {"video-processor-sweep-policy"} if config_name != "no-sweep" else set()
-    assert {p.name for p in policies} == {"video-processor-policy", "backend-policy"} | sweep
+    fanout = {"video-processor-fanout-start"} if config_name != "no-fanout" else set()
+    assert {p.name for p in policies} == {"video-processor-policy", "backend-policy"} | sweep | fanout
     for policy in policies + declaration.of_type("aws:iam/rolePolicy:RolePolicy"):
         if policy.read or policy.options.get("importId"):
             continue  # the adopted inline policy: imported or read, never written
@@ -467,7 +477,9 @@ def test_outputs():
         "functionName": "clips-video-processor",
         "functionArn": f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:clips-video-processor",
         "functionEnvironment": {"S3_BUCKET_NAME": "clips-videos", "DYNAMODB_TABLE_NAME": "clips-jobs",
-                                "MAX_ATTEMPTS": "2"},
+                                "MAX_ATTEMPTS": "2", "FANOUT_STATE_MACHINE": "clips-video-processor-fanout",
+                                "FANOUT_MIN_SEGMENTS": "6", "FANOUT_MIN_DURATION_SECONDS": "300"},
+        "fanoutStateMachineArn": f"arn:aws:states:eu-central-1:{ACCOUNT}:stateMachine:clips-video-processor-fanout",
         "layerArn": f"arn:aws:lambda:eu-central-1:{ACCOUNT}:layer:clips-ffmpeg:1",
         "routerFlagsParameter": "/clips/prod/router-flags",
         "failureQueueUrl": f"https://sqs.eu-central-1.amazonaws.com/{ACCOUNT}/clips-video-processor-failures",
@@ -488,6 +500,79 @@ def test_the_committed_stack_file_deploys_the_defaults():
     assert declaration.outputs["functionName"] == "easy-video-share-video-processor"
     # It spells out the defaults: the same stack as the minimal configuration.
     assert ({r.name: r for r in declaration.resources} == {r.name: r for r in declared("minimal").resources})
+
+
+# --- fan-out ------------------------------------------------------------------------------------
+
+
+def test_the_fanout_state_machine_and_its_role_invoke_this_function_only():
+    declaration = declared("custom")
+    function = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:clips-video-processor"
+    machine_arn = f"arn:aws:states:eu-central-1:{ACCOUNT}:stateMachine:clips-video-processor-fanout"
+    machine = declaration.named("video-processor-fanout")
+    assert {k: v for k, v in machine.inputs.items() if k != "definition"} == {
+        "name": "clips-video-processor-fanout", "type": "STANDARD",
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/clips-video-processor-fanout"}
+    assert "fanout-role-policy" in machine.dependencies
+    role = declaration.named("fanout-role").inputs
+    assert role["name"] == "clips-video-processor-fanout"
+    assert json.loads(role["assumeRolePolicy"])["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    assert declaration.named("fanout-role-policy").inputs["role"] == "clips-video-processor-fanout"
+    assert statements(declaration, "fanout-role-policy") == {
+        (("lambda:InvokeFunction",), (function,)),
+        (("states:StartExecution",), (machine_arn,)),
+        (("states:DescribeExecution", "states:StopExecution"),
+         (f"arn:aws:states:eu-central-1:{ACCOUNT}:execution:clips-video-processor-fanout/*",)),
+        (("s3:GetObject",), ("arn:aws:s3:::clips-videos/fanout-items/*",)),
+    }
+    assert statements(declaration, "video-processor-fanout-start") == {
+        (("states:StartExecution",), (machine_arn,)),
+        (("s3:DeleteObject", "s3:PutObject"), ("arn:aws:s3:::clips-videos/fanout-items/*",)),
+    }
+    assert declaration.named("video-processor-fanout-start-attachment").inputs == {
+        "role": "clips-role", "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/clips-video-processor-fanout-start"}
+
+
+def test_the_fanout_definition_maps_the_items_with_retries_and_a_catch_on_every_step():
+    definition = json.loads(declared("custom").named("video-processor-fanout").inputs["definition"])
+    function = f"arn:aws:lambda:eu-central-1:{ACCOUNT}:function:clips-video-processor"
+    states = definition["States"]
+    assert definition["StartAt"] == "Prepare"
+    tasks = {"Prepare": states["Prepare"], "Finish": states["Finish"], "Fail": states["Fail"],
+             "Encode (inline)": states["EncodeInline"]["ItemProcessor"]["States"]["Encode"],
+             "Encode (distributed)": states["EncodeDistributed"]["ItemProcessor"]["States"]["Encode"]}
+    for name, task in tasks.items():
+        assert (task["Resource"], task["Parameters"]["FunctionName"]) == ("arn:aws:states:::lambda:invoke",
+                                                                           function), name
+        retried = {error for rule in task["Retry"] for error in rule["ErrorEquals"]}
+        assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "StepRetry"} <= retried, name
+        assert all(rule["BackoffRate"] > 1 for rule in task["Retry"]), name
+    for name in ("Prepare", "EncodeInline", "EncodeDistributed", "Finish"):
+        assert states[name]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Fail"}]
+    assert [task["Parameters"]["Payload"]["fanout"] for task in tasks.values()] == [
+        "prepare", "finish", "fail", "item", "item"]
+    # Inline below the inline Map's 40 at once; distributed above, reading the items from S3.
+    assert states["EncodeInline"]["MaxConcurrency"] == 40 and states["EncodeInline"]["ItemsPath"] == "$.prepared.items"
+    distributed = states["EncodeDistributed"]
+    assert distributed["MaxConcurrency"] == 100
+    assert distributed["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert distributed["ItemReader"] == {"Resource": "arn:aws:states:::s3:getObject",
+                                         "ReaderConfig": {"InputType": "JSON"},
+                                         "Parameters": {"Bucket": "clips-videos", "Key.$": "$.prepared.items_key"}}
+    assert states["Items"]["Choices"] == [{"Variable": "$.prepared.items_key", "IsNull": True,
+                                           "Next": "EncodeInline"}]
+    assert states["Failed"]["Type"] == "Fail"
+
+
+def test_fanout_disabled_declares_no_state_machine_and_no_permission_for_it():
+    names = {r.name for r in declared("no-fanout").resources}
+    assert not names & {"video-processor-fanout", "fanout-role", "fanout-role-policy", "video-processor-fanout-start",
+                        "video-processor-fanout-start-attachment"}
+    assert "fanoutStateMachineArn" not in declared("no-fanout").outputs
+    assert declared("minimal").function_environment["FANOUT_STATE_MACHINE"] == "easy-video-share-video-processor-fanout"
+    assert (declared("minimal").function_environment["FANOUT_MIN_SEGMENTS"],
+            declared("minimal").function_environment["FANOUT_MIN_DURATION_SECONDS"]) == ("4", "120")
 
 
 # --- errors and the harness itself ------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""An S3 object as an HTTP URL on loopback, so ffmpeg reads only the bytes it seeks to.
+
+A fan-out item encodes a minute of an hour-long upload: downloading all of it first would cost
+every item the whole input's transfer time and /tmp space. ffmpeg's HTTP input seeks with Range
+requests (the index first, wherever it is in the file, then the item's first keyframe), and
+this server turns each into one ranged S3 GetObject, streamed. It listens on 127.0.0.1 by IP:
+the static ffmpeg cannot resolve host names, and nothing else can reach it.
+
+The input's protocols stay limited (processor.probe.INPUT_OPTIONS): http and tcp only, and the
+demuxer is forced to the one the local probe found, so a crafted playlist inside the upload can
+never make ffmpeg open another URL.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from processor.aws_errors import aws_call
+
+CHUNK_BYTES = 1024 * 1024
+# The most one response carries. ffmpeg asks for everything from an offset ("bytes=N-") and
+# drops the connection when it seeks; whatever was sent by then (the socket buffers hold
+# megabytes) was fetched from S3 for nothing. A response that ends early is allowed: ffmpeg asks
+# again from where it ended. 8 MB: one more ranged GET (tens of milliseconds) every 8 MB read.
+RESPONSE_LIMIT_BYTES = 8 * 1024 * 1024
+# What ffmpeg's http protocol sends: one range, open-ended or closed.
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+PATH = "/input"
+
+
+class RangedInput:
+    """Serves ``s3://bucket/key`` at ``url`` while open; ``bytes_served`` counts what ffmpeg read."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, response_limit: int = RESPONSE_LIMIT_BYTES) -> None:
+        self.s3, self.bucket, self.key = s3, bucket, key
+        self.response_limit = response_limit
+        with aws_call(f"S3 HeadObject s3://{bucket}/{key}"):
+            self.size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        self.bytes_served = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{PATH}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "RangedInput":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        source = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _head(self, status: int, start: int, end: int) -> None:
+                self.send_response(status)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(end - start + 1))
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{source.size}")
+                self.end_headers()
+
+            def _bounds(self) -> tuple[int, int, int] | None:
+                if self.path.split("?")[0] != PATH:
+                    self.send_error(404)
+                    return None
+                wanted = _RANGE.fullmatch(self.headers.get("Range", "").strip())
+                if not wanted:
+                    return 200, 0, source.size - 1  # the whole object, as asked (only ever from a test)
+                start = int(wanted.group(1))
+                end = min(int(wanted.group(2)) if wanted.group(2) else source.size - 1, source.size - 1,
+                          start + source.response_limit - 1)
+                if start >= source.size or start > end:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{source.size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                return 206, start, end
+
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+                bounds = self._bounds()
+                if bounds:
+                    self._head(*bounds)
+
+            def do_GET(self) -> None:  # noqa: N802
+                bounds = self._bounds()
+                if not bounds:
+                    return
+                status, start, end = bounds
+                body = source.s3.get_object(Bucket=source.bucket, Key=source.key, Range=f"bytes={start}-{end}")["Body"]
+                self._head(status, start, end)
+                try:
+                    while chunk := body.read(CHUNK_BYTES):
+                        self.wfile.write(chunk)
+                        with source._lock:
+                            source.bytes_served += len(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # ffmpeg seeks by dropping the connection and asking for another range
+                finally:
+                    body.close()
+
+        return Handler

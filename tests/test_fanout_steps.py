@@ -1,0 +1,102 @@
+"""The fan-out's row writes on a real moto server: the atomic count of segments done, and
+nothing written under a claim that is not the step's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import boto3
+import pytest
+
+from processor.contract import FixedCut, make_job
+from processor.fanout import StepFailed
+from processor.fanout_steps import FanoutSteps, media_to_dict
+from processor.errors import ProcessorError
+from processor.jobs import ClaimLostError, JobStore
+from processor.pipeline import build_runner
+from processor.probe import MediaInfo
+from sandbox import backend
+
+@pytest.fixture
+def claimed(backend_world, job_id):
+    key = f"uploads/user-1/{job_id}.mp4"
+    backend.put_job_row(job_id, key, table=backend_world.table)
+    store = JobStore(backend_world.table)
+    claim = store.claim(job_id, uuid.uuid4().hex, "lambda")
+    assert claim.claimed
+    return store, claim, make_job(job_id=job_id, s3_key=key, bucket=backend_world.bucket)
+
+
+def test_segments_done_are_counted_atomically_and_once(claimed):
+    store, claim, job = claimed
+    store.start_counting(job.job_id, claim.attempt_id, 40)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(
+            lambda first: store.count_done(job.job_id, claim.attempt_id, range(first, first + 4), 40), range(0, 40, 4)))
+    assert sorted(counts)[-1] == 40 and len(set(counts)) == len(counts)
+    # A retried item counts its segments again: nothing changes.
+    assert store.count_done(job.job_id, claim.attempt_id, range(0, 4), 40) == 40
+    row = store.get(job.job_id)
+    assert row["segments_done"] == set(range(40)) and row["total_segments"] == row["segments_planned"] == 40
+    # The row's progress reached the last count, whatever order the writes landed in.
+    assert (row["current_segment"], row["progress_percentage"], row["processing_stage"]) == (
+        40, 90, "processing_segment")
+
+
+def test_a_step_under_a_lost_claim_writes_nothing(claimed):
+    store, claim, job = claimed
+    with pytest.raises(ClaimLostError):
+        store.held(job.job_id, "another-attempt")
+    with pytest.raises(ClaimLostError):
+        store.count_done(job.job_id, "another-attempt", [0], 1)
+    with pytest.raises(ClaimLostError):
+        store.renew(job.job_id, "another-attempt")
+    assert "segments_done" not in store.get(job.job_id)
+    assert issubclass(ClaimLostError, ProcessorError)
+
+
+MEDIA = MediaInfo(duration=410.0, width=1280, height=720, rotation=0, has_audio=True, fps=Fraction(30),
+                  video_codec="h264", pix_fmt="yuv420p", audio_codec="aac", container="mov")
+
+
+def step(job, attempt: str, mode: str, **fields) -> dict:
+    return {"fanout": mode, "job": job.to_event(), "attempt": attempt, **fields}
+
+
+def test_prepare_puts_a_long_item_list_in_s3_for_the_distributed_map(claimed):
+    """41 items of 10 s: more than an inline Map runs at once."""
+    store, claim, job = claimed
+    job = dataclasses.replace(job, cut=FixedCut(10))
+    steps = FanoutSteps(build_runner("lambda"))
+    prepared = steps.run(step(job, claim.attempt_id, "prepare", media=media_to_dict(MEDIA)), time.monotonic() + 600)
+    key = f"fanout-items/{job.job_id}/{claim.attempt_id}.json"
+    assert prepared == {"items": [], "items_key": key}
+    listed = json.loads(boto3.client("s3").get_object(Bucket=job.bucket, Key=key)["Body"].read())
+    assert listed == [{"first": i, "count": 1} for i in range(41)]
+    row = store.get(job.job_id)
+    assert (row["segments_planned"], row["total_segments"], row["processing_stage"]) == (41, 41, "processing_segment")
+
+
+def test_prepare_returns_a_short_item_list_inline(claimed):
+    store, claim, job = claimed
+    job = dataclasses.replace(job, cut=FixedCut(60))
+    prepared = FanoutSteps(build_runner("lambda")).run(
+        step(job, claim.attempt_id, "prepare", media=media_to_dict(MEDIA)), time.monotonic() + 600)
+    assert prepared == {"items": [{"first": i, "count": 1} for i in range(7)], "items_key": None}
+
+
+def test_a_step_of_a_superseded_claim_fails_as_claim_lost_and_the_fail_step_changes_nothing(claimed):
+    store, claim, job = claimed
+    steps = FanoutSteps(build_runner("lambda"))
+    with pytest.raises(StepFailed) as failed:
+        steps.run(step(job, "old-attempt", "prepare", media=media_to_dict(MEDIA)), time.monotonic() + 600)
+    assert failed.value.error_type == "claim_lost"
+    error = {"Error": "StepFailed", "Cause": json.dumps({"errorMessage": str(failed.value)})}
+    assert steps.run(step(job, "old-attempt", "fail", error=error), time.monotonic() + 600)["status"] == "failed"
+    row = store.get(job.job_id)
+    assert (row["status"], row["processing_attempt_id"]) == ("PROCESSING", claim.attempt_id)

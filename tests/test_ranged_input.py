@@ -1,0 +1,80 @@
+"""processor.ranged_input on a real moto server: ranges as ffmpeg asks for them, and ffmpeg
+seeking into an upload it reads only in part."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from processor.binaries import tool
+from processor.command import HTTP_PROTOCOLS
+from processor.probe import probe
+from processor.ranged_input import RangedInput
+from sandbox import backend
+from sandbox.media import make_video
+
+KEY = "uploads/user-1/clip.mp4"
+
+
+@pytest.fixture
+def served(backend_world, tmp_path):
+    """A 1.4 MB upload, served in responses of at most 64 KB (8 MB in Lambda, for gigabytes)."""
+    clip = make_video(tmp_path / "clip.mp4", duration=12.0)
+    backend.upload_video(str(clip), KEY, backend_world.bucket)
+    with RangedInput(boto3.client("s3"), backend_world.bucket, KEY, response_limit=64 * 1024) as upload:
+        yield upload, clip
+
+
+def fetch(url: str, method: str = "GET", **headers: str):
+    return urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers), timeout=10)
+
+
+def test_ranges_are_served_as_http_defines_them(served):
+    upload, clip = served
+    data = clip.read_bytes()
+    assert upload.size == len(data)
+    with fetch(upload.url, "HEAD") as head:
+        assert (head.status, head.headers["Accept-Ranges"], int(head.headers["Content-Length"])) == (
+            200, "bytes", len(data))
+    with fetch(upload.url) as whole:
+        assert whole.status == 200 and whole.read() == data
+    with fetch(upload.url, Range="bytes=100-199") as part:
+        assert part.status == 206 and part.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+        assert part.read() == data[100:200]
+    with fetch(upload.url, Range=f"bytes={len(data) - 10}-") as tail:
+        assert tail.read() == data[-10:]
+    # An open range ends at the response limit; the client asks again from there.
+    with fetch(upload.url, Range="bytes=0-") as first:
+        assert first.headers["Content-Range"] == f"bytes 0-{64 * 1024 - 1}/{len(data)}"
+        assert first.read() == data[:64 * 1024]
+    for bad, status in ((f"bytes={len(data)}-", 416), ("bytes=5-2", 416)):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            fetch(upload.url, Range=bad)
+        assert refused.value.code == status
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        fetch(upload.url.replace("/input", "/other"))
+    assert missing.value.code == 404
+
+
+def test_ffmpeg_seeking_near_the_end_reads_only_part_of_the_upload(served, tmp_path: Path):
+    upload, clip = served
+    out = tmp_path / "tail.mp4"
+    subprocess.run([tool("ffmpeg"), "-v", "error", "-protocol_whitelist", HTTP_PROTOCOLS, "-f", "mov",
+                    "-ss", "10", "-i", upload.url, "-frames:v", "15", "-y", str(out)], check=True, timeout=60)
+    assert probe(out).duration == pytest.approx(0.5, abs=0.04)
+    # The index at the end, the last two seconds, and what the socket held when ffmpeg seeked.
+    assert 0 < upload.bytes_served < upload.size * 0.6
+
+
+def test_a_playlist_protocol_stays_refused(served, tmp_path: Path):
+    """Only http and tcp: a file: URL (what a crafted playlist would point at) is not opened."""
+    upload, _ = served
+    result = subprocess.run([tool("ffmpeg"), "-v", "error", "-protocol_whitelist", HTTP_PROTOCOLS,
+                             "-i", "file:/etc/hostname", "-f", "null", "-"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and "not on whitelist" in result.stderr
