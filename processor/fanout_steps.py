@@ -43,7 +43,7 @@ from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RAN
                               StepFailed,
                               StepRetry, execution_name, failure_of, inline, item_cut,
                               plan_items, state_machine_arn)
-from processor.jobs import Claim
+from processor.jobs import FAILED, Claim, ClaimLostError
 from processor.logs import log
 from processor.metrics import emit, job_metrics
 from processor.pipeline import JobRunner
@@ -195,9 +195,15 @@ class FanoutSteps:
             files = cut_item(HttpInput(upload.url, media.container), part, Path(scratch) / "segments",
                              self.runner.settings.encode, media=media, on_progress=lambda _: heartbeat(),
                              deadline=deadline)
+            # The job may have failed while this item encoded (another item's error): upload nothing.
+            store.held(job.job_id, attempt)
             storage.upload_segments(job, [f.path for f in files], lambda _: heartbeat(), first=item.first,
                                     durations=[f.duration for f in files])
-        done = store.count_done(job.job_id, attempt, range(item.first, item.first + item.count), len(segments))
+        try:
+            done = store.count_done(job.job_id, attempt, range(item.first, item.first + item.count), len(segments))
+        except ClaimLostError:
+            self._remove_after_fail(job, attempt, item)
+            raise
         reporter = self._reporter(job)
         reporter.total_segments = len(segments)
         reporter.stage(stages.PROCESSING, fraction=done / len(segments), current_segment=done)
@@ -205,6 +211,16 @@ class FanoutSteps:
         log("fanout_item_done", job_id=job.job_id, first=item.first, count=item.count, done=done,
             total=len(segments), bytes_read=upload.bytes_served, input_bytes=upload.size)
         return {"done": done}
+
+    def _remove_after_fail(self, job: Job, attempt: str, item: Item) -> None:
+        """Remove the item's own keys when the fail step of this execution ran while it uploaded
+        (it deleted the job's keys before these existed). Only then: a job a later claim holds
+        writes the same keys, and they are that claim's."""
+        row = self.runner.store.get(job.job_id) or {}
+        if row.get("status") == FAILED and row.get("processing_attempt_id") == attempt:
+            self.runner.storage.delete(job, item.count, first=item.first)
+            log("fanout_item_removed", job_id=job.job_id, first=item.first, count=item.count,
+                level=logging.WARNING)
 
     def finish(self, job: Job, attempt: str, media: MediaInfo) -> dict[str, Any]:
         row = self.runner.store.held(job.job_id, attempt)
