@@ -180,12 +180,20 @@ def state_machine_arn(function_arn: str, name: str) -> str:
     return f"arn:{partition}:states:{region}:{account}:stateMachine:{name}"
 
 
-def failure_of(error: Any) -> tuple[str, str]:
+def failure_of(error: Any, recorded: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """(error_type, message) for the row, from what a Catch put in the fail step's input:
-    ``{"Error": name, "Cause": text}``, where a Lambda error's Cause is its JSON report."""
+    ``{"Error": name, "Cause": text}``, where a Lambda error's Cause is its JSON report.
+
+    ``recorded`` is an item's own error as it kept it on the row (``fanout_item_error``, this
+    execution's attempt only): a distributed Map's failure names only the Map
+    (States.ExceedToleratedFailureThreshold), so a States.* error gives way to it.
+    """
+    name = str(error.get("Error", "")) if isinstance(error, Mapping) else ""
+    if name.startswith("States.") and recorded and isinstance(recorded.get("error_type"), str):
+        return recorded["error_type"], str(recorded.get("message", ""))
     if not isinstance(error, Mapping):
         return "processing_error", f"fan-out step failed: {error!r}"
-    name, cause = str(error.get("Error", "")), error.get("Cause")
+    cause = error.get("Cause")
     try:
         report = json.loads(cause) if isinstance(cause, str) else {}
     except ValueError:
@@ -198,4 +206,3 @@ def failure_of(error: Any) -> tuple[str, str]:
     if name in ("States.Timeout", "Sandbox.Timedout"):
         return "timeout", f"a fan-out step ran out of time ({name}): {detail or cause or ''}".rstrip(": ")
     return "processing_error", f"fan-out step failed with {name}: {detail or cause or 'no detail'}"
-

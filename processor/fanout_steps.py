@@ -130,9 +130,21 @@ class FanoutSteps:
         except TransientError as error:
             raise StepRetry(str(error)) from error
         except ProcessorError as error:
-            log("fanout_step_failed", job_id=(event.get("job") or {}).get("job_id"), level=logging.ERROR, step=mode,
+            job_id = (event.get("job") or {}).get("job_id")
+            log("fanout_step_failed", job_id=job_id, level=logging.ERROR, step=mode,
                 error_type=error.error_type, error=str(error))
+            if mode == ITEM and isinstance(job_id, str) and isinstance(attempt, str) \
+                    and not isinstance(error, ClaimLostError):
+                self._keep_item_error(job_id, attempt, error)
             raise StepFailed(error.error_type, str(error)) from error
+
+    def _keep_item_error(self, job_id: Any, attempt: str, error: ProcessorError) -> None:
+        """The item's reason on the row for the fail step (JobStore.note_item_error); best
+        effort: the Map's failure still fails the job without it."""
+        try:
+            self.runner.store.note_item_error(str(job_id), attempt, error.error_type, str(error))
+        except ProcessorError as failed:
+            log("fanout_item_error_not_kept", job_id=job_id, level=logging.WARNING, error=str(failed))
 
     def _reporter(self, job: Job, attempt: str | None = None) -> ProgressReporter:
         return ProgressReporter(job.job_id, store=self.runner.store if attempt else None, attempt_id=attempt,
@@ -240,8 +252,10 @@ class FanoutSteps:
         return {"status": "completed", "segments": count}
 
     def fail(self, job: Job, attempt: str, error: Any) -> dict[str, Any]:
-        error_type, message = failure_of(error)
         row = self.runner.store.get(job.job_id) or {}
+        recorded = row.get("fanout_item_error")
+        error_type, message = failure_of(
+            error, recorded if isinstance(recorded, dict) and recorded.get("attempt") == attempt else None)
         reporter = self._reporter(job, attempt)
         try:
             outcome = self.runner.fail(job, attempt, reporter, error_type, int(row.get("segments_planned", 0)),

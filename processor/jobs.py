@@ -221,6 +221,15 @@ class JobStore:
              ":attempt": attempt_id, ":processing": PROCESSING})
         return done
 
+    def note_item_error(self, job_id: str, attempt_id: str, error_type: str, message: str) -> bool:
+        """Keep a fan-out item's permanent error on the row, with its attempt, while the attempt
+        holds the job: a distributed Map fails as States.ExceedToleratedFailureThreshold, and
+        the item's own error never reaches the fail step (``failure_of``'s ``recorded``)."""
+        return self._update(
+            "item error", job_id, "SET fanout_item_error = :error", _OWNED,
+            {":error": {"attempt": attempt_id, "error_type": error_type, "message": message[:MAX_ERROR_MESSAGE]},
+             ":attempt": attempt_id, ":processing": PROCESSING})
+
     def save_text_variations(self, job_id: str, attempt_id: str, variations: TextVariations) -> None:
         """Store base_vary's texts before any segment is encoded: every later attempt reuses them."""
         names = sorted(variations.to_row())

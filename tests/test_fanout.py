@@ -137,6 +137,16 @@ def test_the_reason_a_step_failed(error, expected):
     assert failure_of(error) == expected
 
 
+def test_an_items_kept_reason_replaces_only_a_states_error():
+    kept = {"attempt": "a", "error_type": "ffmpeg_error", "message": "ffmpeg exited with status 1: x"}
+    threshold = {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "threshold exceeded"}
+    assert failure_of(threshold, kept) == ("ffmpeg_error", "ffmpeg exited with status 1: x")
+    assert failure_of(threshold) == ("processing_error",
+                                     "fan-out step failed with States.ExceedToleratedFailureThreshold: threshold exceeded")
+    prepare_failed = {"Error": "StepFailed", "Cause": json.dumps({"errorMessage": "input_too_large: too long"})}
+    assert failure_of(prepare_failed, kept) == ("input_too_large", "too long")
+
+
 def test_items_encoded_apart_equal_the_single_pass(tmp_path: Path):
     """Frame for frame: the same count per segment, within a frame in duration, the same captions."""
     source = make_video(tmp_path / "in.mp4", duration=7.0, fps=25)

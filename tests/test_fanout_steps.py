@@ -100,3 +100,20 @@ def test_a_step_of_a_superseded_claim_fails_as_claim_lost_and_the_fail_step_chan
     assert steps.run(step(job, "old-attempt", "fail", error=error), time.monotonic() + 600)["status"] == "failed"
     row = store.get(job.job_id)
     assert (row["status"], row["processing_attempt_id"]) == ("PROCESSING", claim.attempt_id)
+
+
+def test_a_distributed_maps_failure_fails_the_job_with_the_items_own_reason(claimed):
+    """A distributed Map fails as States.ExceedToleratedFailureThreshold, whatever its child
+    execution's error was: the item kept its reason on the row, and the fail step takes it."""
+    store, claim, job = claimed  # the row's upload was never put in S3: the item fails for good
+    steps = FanoutSteps(build_runner("lambda"))
+    with pytest.raises(StepFailed) as failed:
+        steps.run(step(job, claim.attempt_id, "item", item={"first": 0, "count": 1}, media=media_to_dict(MEDIA)),
+                  time.monotonic() + 600)
+    assert failed.value.error_type == "aws_error"
+    map_failed = {"Error": "States.ExceedToleratedFailureThreshold",
+                  "Cause": "The specified tolerated failure threshold was exceeded"}
+    assert steps.run(step(job, claim.attempt_id, "fail", error=map_failed), time.monotonic() + 600)["status"] == "failed"
+    row = store.get(job.job_id)
+    assert (row["status"], row["error_type"]) == ("FAILED", "aws_error"), row
+    assert row["error_message"].startswith(f"S3 HeadObject s3://{job.bucket}/{job.s3_key}: "), row["error_message"]
