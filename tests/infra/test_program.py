@@ -529,6 +529,7 @@ def test_the_fanout_state_machine_and_its_role_invoke_this_function_only():
     assert statements(declaration, "video-processor-fanout-start") == {
         (("states:StartExecution",), (machine_arn,)),
         (("s3:DeleteObject", "s3:PutObject"), ("arn:aws:s3:::clips-videos/fanout-items/*",)),
+        (("s3:GetObject",), ("arn:aws:s3:::clips-videos/processed/*",)),
     }
     assert declaration.named("video-processor-fanout-start-attachment").inputs == {
         "role": "clips-role", "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/clips-video-processor-fanout-start"}
