@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,13 +15,16 @@ import boto3
 import pytest
 
 from processor.contract import FixedCut, make_job
+from processor.errors import TransientError
 from processor.fanout import StepFailed
-from processor.fanout_steps import FanoutSteps, media_to_dict
+from processor.fanout_steps import FanoutSteps, media_to_dict, probe_upload
 from processor.errors import ProcessorError
 from processor.jobs import ClaimLostError, JobStore
 from processor.pipeline import build_runner
-from processor.probe import MediaInfo
+from processor.probe import MediaInfo, probe
 from sandbox import backend
+from sandbox.media import make_video
+from tests.router.faultproxy import FaultProxy
 
 @pytest.fixture
 def claimed(backend_world, job_id):
@@ -117,3 +121,30 @@ def test_a_distributed_maps_failure_fails_the_job_with_the_items_own_reason(clai
     row = store.get(job.job_id)
     assert (row["status"], row["error_type"]) == ("FAILED", "aws_error"), row
     assert row["error_message"].startswith(f"S3 HeadObject s3://{job.bucket}/{job.s3_key}: "), row["error_message"]
+
+
+def test_an_s3_failure_while_an_item_reads_is_retried_not_called_a_corrupt_input(claimed, tmp_path, monkeypatch):
+    """S3 failing every ranged GET (botocore's own retries exhausted) reaches ffmpeg as a
+    connection closed early, which it reports as a truncated input; the step is retried
+    instead, and once S3 answers again the item encodes."""
+    store, claim, job = claimed
+    job = dataclasses.replace(job, cut=FixedCut(4))
+    clip = make_video(tmp_path / "clip.mp4", duration=12.0)
+    backend.upload_video(str(clip), job.s3_key, job.bucket)
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    try:
+        steps = FanoutSteps(build_runner("lambda"))
+        media = probe_upload(steps.runner.storage, job.s3_key)
+        proxy.drop(match=lambda exchange: exchange.method == "GET" and "range" in exchange.headers)
+        item = step(job, claim.attempt_id, "item", item={"first": 0, "count": 3}, media=media_to_dict(media))
+        with pytest.raises(TransientError) as retried:
+            steps.run(item, time.monotonic() + 600)
+        assert "while ffmpeg read it" in str(retried.value), retried.value
+        with pytest.raises(TransientError):
+            probe_upload(steps.runner.storage, job.s3_key)
+        proxy.heal()
+        assert steps.run(item, time.monotonic() + 600) == {"done": 3}
+    finally:
+        proxy.close()
+    assert media.duration == pytest.approx(probe(clip).duration)
