@@ -35,7 +35,7 @@ from processor.command import stream_copy_possible
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
 from processor.engine import check_texts, cut
-from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
+from processor.errors import DeadlineExceededError, InvalidJobError, NotAVideoError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.metrics import emit, job_metrics
@@ -252,10 +252,13 @@ class JobRunner:
 
     def _fan_out(self, job: Job, claim: Claim, reporter: ProgressReporter) -> Outcome | None:
         """Start the fan-out when the job qualifies, from a probe that reads only the upload's
-        index; None: the job takes the single pass (which reports its own probe's errors)."""
+        index; None: the job takes the single pass. Only an upload the probe over HTTP refuses
+        (a container outside processor.fanout.RANGED_CONTAINERS, or no video, which the single
+        pass's own probe then names) falls back; any other error is the job's, and a transient
+        one retries it rather than sending a long job to the single pass."""
         try:
             media = self.fanout.probe(self.storage, job.s3_key)
-        except ProcessorError as error:
+        except NotAVideoError as error:
             log("fanout_probe_failed", job_id=job.job_id, error=str(error))
             return None
         segments = plan(job, media.duration)

@@ -16,8 +16,8 @@ import pytest
 
 from processor.contract import FixedCut, make_job
 from processor.errors import TransientError
-from processor.fanout import StepFailed
-from processor.fanout_steps import FanoutSteps, media_to_dict, probe_upload
+from processor.fanout import FanoutSettings, StepFailed
+from processor.fanout_steps import FanoutStarter, FanoutSteps, media_to_dict, probe_upload
 from processor.errors import ProcessorError
 from processor.jobs import ClaimLostError, JobStore
 from processor.pipeline import build_runner
@@ -148,3 +148,34 @@ def test_an_s3_failure_while_an_item_reads_is_retried_not_called_a_corrupt_input
     finally:
         proxy.close()
     assert media.duration == pytest.approx(probe(clip).duration)
+
+
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:video-processor"
+
+
+def test_a_transient_error_of_the_fanout_probe_retries_the_job_instead_of_a_single_pass(
+        backend_world, job_id, tmp_path, monkeypatch):
+    """The probe over HTTP hits S3 failing: a job that would fan out is released and raised for
+    Lambda's retry, never downloaded and encoded in one pass."""
+    key = f"uploads/user-1/{job_id}.mp4"
+    backend.upload_video(str(make_video(tmp_path / "clip.mp4", duration=12.0)), key, backend_world.bucket)
+    backend.put_job_row(job_id, key, table=backend_world.table)
+    job = make_job(job_id=job_id, s3_key=key, bucket=backend_world.bucket, cutting_options={
+        "type": "fixed", "duration_seconds": 4})
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    try:
+        runner = build_runner("lambda")
+        runner.fanout = FanoutStarter(FanoutSettings("video-processor-fanout", 2, 0), FUNCTION_ARN)
+        proxy.drop(match=lambda exchange: exchange.method == "GET" and "range" in exchange.headers)
+        with pytest.raises(TransientError):
+            runner.run(job, deadline=time.monotonic() + 600, wait_if_busy=False)
+    finally:
+        proxy.close()
+    row = JobStore(backend_world.table).get(job_id)
+    # Released for the retry: the lease given back, the error kept, nothing encoded.
+    assert (row["status"], row["lease_expires_at"], row["processing_stage"]) == ("PROCESSING", 0, "queued"), row
+    assert "while ffmpeg read it" in row["last_error"] and "output_s3_urls" not in row, row
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    assert not s3.list_objects_v2(Bucket=backend_world.bucket, Prefix=f"processed/{job_id}/").get(
+        "Contents")
