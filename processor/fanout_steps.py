@@ -198,7 +198,7 @@ class FanoutSteps:
     def item(self, job: Job, attempt: str, item: Item, media: MediaInfo, deadline: float) -> dict[str, Any]:
         store, storage = self.runner.store, self.runner.storage
         row = store.held(job.job_id, attempt)
-        heartbeat = _Heartbeat(lambda: store.renew(job.job_id, attempt), store.lease_seconds / 4)
+        heartbeat = _Heartbeat(job.job_id, lambda: store.renew(job.job_id, attempt), store.lease_seconds / 4)
         segments = self._segments(job, media.duration, row)
         part = item_cut(segments, item, output_rate(media))
         # Only the bytes of its own segments (and the index) are read: not the whole upload.
@@ -276,7 +276,8 @@ def _elapsed(row: dict[str, Any]) -> float:
 class _Heartbeat:
     """Renews the claim's lease at most every ``interval`` seconds, from ffmpeg's progress calls."""
 
-    def __init__(self, renew: Callable[[], None], interval: float) -> None:
+    def __init__(self, job_id: str, renew: Callable[[], None], interval: float) -> None:
+        self.job_id = job_id
         self.renew = renew
         self.interval = interval
         self.last = time.monotonic()
@@ -284,4 +285,9 @@ class _Heartbeat:
     def __call__(self) -> None:
         if time.monotonic() - self.last >= self.interval:
             self.last = time.monotonic()
-            self.renew()
+            try:
+                self.renew()
+            except TransientError as error:
+                # A throttled renewal must not throw away a healthy encode (as ProgressReporter's
+                # row writes): the next call renews. Losing the claim (ClaimLostError) still stops it.
+                log("lease_renewal_failed", job_id=self.job_id, level=logging.WARNING, error=str(error))

@@ -13,11 +13,12 @@ from fractions import Fraction
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from processor.contract import FixedCut, make_job
 from processor.errors import TransientError
 from processor.fanout import FanoutSettings, StepFailed
-from processor.fanout_steps import FanoutStarter, FanoutSteps, media_to_dict, probe_upload
+from processor.fanout_steps import FanoutStarter, FanoutSteps, _Heartbeat, media_to_dict, probe_upload
 from processor.errors import ProcessorError
 from processor.jobs import ClaimLostError, JobStore
 from processor.pipeline import build_runner
@@ -179,3 +180,21 @@ def test_a_transient_error_of_the_fanout_probe_retries_the_job_instead_of_a_sing
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     assert not s3.list_objects_v2(Bucket=backend_world.bucket, Prefix=f"processed/{job_id}/").get(
         "Contents")
+
+
+def test_a_throttled_lease_renewal_does_not_stop_an_item_but_a_lost_claim_does(claimed, backend_world):
+    store, claim, job = claimed
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    try:
+        through_proxy = JobStore(backend_world.table, boto3.resource(
+            "dynamodb", endpoint_url=proxy.url, config=Config(retries={"total_max_attempts": 1})))
+        proxy.fail(429, match=lambda exchange: exchange.target.endswith(".UpdateItem"))
+        with pytest.raises(TransientError):
+            through_proxy.renew(job.job_id, claim.attempt_id)
+        _Heartbeat(job.job_id, lambda: through_proxy.renew(job.job_id, claim.attempt_id), 0)()
+        assert len(proxy.sent(lambda exchange: exchange.status == 429)) == 2
+        proxy.heal()
+        with pytest.raises(ClaimLostError):
+            _Heartbeat(job.job_id, lambda: through_proxy.renew(job.job_id, "another-attempt"), 0)()
+    finally:
+        proxy.close()
