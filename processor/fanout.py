@@ -154,6 +154,13 @@ def inline(items: Sequence[Item]) -> bool:
     return len(items) <= INLINE_MAX_ITEMS and len(json.dumps([i.to_dict() for i in items])) <= INLINE_MAX_BYTES
 
 
+def state_transitions(items: int) -> int:
+    """The Step Functions transitions an execution that completes is billed for, at the least:
+    Prepare, the Choice between the Maps, the Map, each item's Encode and Finish; every Retry
+    of a task adds one more (not counted here)."""
+    return 4 + items
+
+
 def execution_name(job_id: str, attempt: int) -> str:
     """One name per claim of a job, so Step Functions refuses a second start of the same claim.
 

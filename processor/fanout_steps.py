@@ -41,12 +41,12 @@ from processor.engine import cut_item
 from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
 from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RANGED_CONTAINERS, FanoutSettings, Item,
                               StepFailed,
-                              StepRetry, execution_name, failure_of, inline, item_cut,
+                              StepRetry, execution_name, failure_of, inline, item_cut, state_transitions,
                               plan_items, state_machine_arn)
 from processor.jobs import FAILED, Claim, ClaimLostError
 from processor.logs import log
 from processor.metrics import emit, job_metrics
-from processor.pipeline import JobRunner
+from processor.pipeline import JobRunner, bill
 from processor.plan import Segment, plan
 from processor.probe import MediaInfo, probe_url
 from processor.ranged_input import RangedInput
@@ -114,29 +114,37 @@ class FanoutSteps:
         """One step; a transient failure raises StepRetry (the state's Retry), any other StepFailed
         (its Catch, then the fail step), so the Lambda error's type tells the state machine which."""
         mode, attempt = event["fanout"], event.get("attempt")
+        began = time.monotonic()
+        request = event.get("job")
+        job_id = request.get("job_id") if isinstance(request, dict) else None
+        result: dict[str, Any] = {}
         try:
-            job = parse_event(event.get("job"), expected_bucket=self.runner.settings.bucket)
+            job = parse_event(request, expected_bucket=self.runner.settings.bucket)
             if not isinstance(attempt, str):
                 raise InvalidJobError("attempt", f"a fan-out step needs its claim's attempt id, got {attempt!r}")
             if mode == FAIL:
-                return self.fail(job, attempt, event.get("error"))
+                result = self.fail(job, attempt, event.get("error"))
+                return result
             steps: dict[str, Callable[[], dict[str, Any]]] = {
                 PREPARE: lambda: self.prepare(job, attempt, media_from_dict(event["media"]), deadline),
                 ITEM: lambda: self.item(job, attempt, Item.from_dict(event.get("item")),
                                         media_from_dict(event["media"]), deadline),
                 FINISH: lambda: self.finish(job, attempt, media_from_dict(event["media"])),
             }
-            return steps[mode]()
+            result = steps[mode]()
+            return result
         except TransientError as error:
             raise StepRetry(str(error)) from error
         except ProcessorError as error:
-            job_id = (event.get("job") or {}).get("job_id")
             log("fanout_step_failed", job_id=job_id, level=logging.ERROR, step=mode,
                 error_type=error.error_type, error=str(error))
             if mode == ITEM and isinstance(job_id, str) and isinstance(attempt, str) \
                     and not isinstance(error, ClaimLostError):
                 self._keep_item_error(job_id, attempt, error)
             raise StepFailed(error.error_type, str(error)) from error
+        finally:
+            if isinstance(job_id, str) and isinstance(attempt, str):
+                bill(self.runner.store, job_id, attempt, time.monotonic() - began, result.get("state_transitions"))
 
     def _keep_item_error(self, job_id: Any, attempt: str, error: ProcessorError) -> None:
         """The item's reason on the row for the fail step (JobStore.note_item_error); best
@@ -249,7 +257,8 @@ class FanoutSteps:
         reporter.completed(keys)
         reporter.close()
         log("completed", job_id=job.job_id, segments=count, backend=self.runner.backend, fanout=True)
-        return {"status": "completed", "segments": count}
+        return {"status": "completed", "segments": count,
+                "state_transitions": state_transitions(len(plan_items(plan(job, media.duration))))}
 
     def fail(self, job: Job, attempt: str, error: Any) -> dict[str, Any]:
         row = self.runner.store.get(job.job_id) or {}

@@ -191,7 +191,7 @@ class JobRunner:
             # Before the download: a caption no font can draw fails the job at once.
             check_texts(candidate_texts(job.text_strategy, job.text_input))
             if self.fanout is not None:
-                fanned_out = self._fan_out(job, claim, reporter)
+                fanned_out = self._fan_out(job, claim, reporter, started)
                 if fanned_out is not None:
                     return fanned_out
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
@@ -250,7 +250,7 @@ class JobRunner:
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
-    def _fan_out(self, job: Job, claim: Claim, reporter: ProgressReporter) -> Outcome | None:
+    def _fan_out(self, job: Job, claim: Claim, reporter: ProgressReporter, started: float) -> Outcome | None:
         """Start the fan-out when the job qualifies, from a probe that reads only the upload's
         index; None: the job takes the single pass. Only an upload the probe over HTTP refuses
         (a container outside processor.fanout.RANGED_CONTAINERS, or no video, which the single
@@ -269,6 +269,8 @@ class JobRunner:
         reporter.plan([segment.end for segment in segments])
         # The execution holds this claim from here: its steps renew the lease and end the job.
         launched = self.fanout.start(job, claim, media)
+        if launched:
+            bill(self.store, job.job_id, claim.attempt_id, time.monotonic() - started)
         return Outcome(job.job_id, "fanned_out" if launched else "skipped",
                        message=None if launched else "the fan-out of this claim is already running")
 
@@ -322,6 +324,15 @@ class JobRunner:
             # Told only with the row: a job another attempt now holds has not failed.
             reporter.failed(message)
         return Outcome(job.job_id, "failed", error_type=error_type, message=message)
+
+
+def bill(store: JobStore, job_id: str, attempt: str, seconds: float, state_transitions: int | None = None) -> None:
+    """A fan-out invocation's billed seconds on the row (JobStore.add_billing), for the
+    report's cost (router.report); best effort: a job never fails for its bill."""
+    try:
+        store.add_billing(job_id, attempt, seconds, state_transitions)
+    except ProcessorError as error:
+        log("billing_not_recorded", job_id=job_id, level=logging.WARNING, error=str(error))
 
 
 @cache

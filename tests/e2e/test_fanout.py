@@ -133,6 +133,10 @@ def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_
     # The report's figures, as the single pass records them: the video's length, claim to finish.
     assert float(row["input_duration_seconds"]) == pytest.approx(24.0, abs=0.05)
     assert 0 < float(row["processing_seconds"]) < 240
+    # What the report costs it by (router.report): the start, prepare, two items and finish each
+    # added their billed seconds; 4 + 2 items state transitions (processor.fanout.state_transitions).
+    assert (row["lambda_invocations"], row["state_transitions"]) == (5, 6)
+    assert 0 < float(row["lambda_billed_seconds"]) < 5 * 120
 
     # The single pass on the same input, as the engine cuts it.
     job = make_job(job_id=job_id, s3_key="x.mp4", cutting_options={"type": "fixed", "duration_seconds": 4},
