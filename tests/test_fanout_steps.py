@@ -198,3 +198,19 @@ def test_a_throttled_lease_renewal_does_not_stop_an_item_but_a_lost_claim_does(c
             _Heartbeat(job.job_id, lambda: through_proxy.renew(job.job_id, "another-attempt"), 0)()
     finally:
         proxy.close()
+
+
+def test_a_short_job_keeps_the_single_pass_with_fanout_configured(backend_world, job_id, tmp_path):
+    """12 s in 3 segments, below the default thresholds (4 segments, 120 s): encoded in one pass.
+    No state machine exists in moto, so a start would have failed the job."""
+    key = f"uploads/user-1/{job_id}.mp4"
+    backend.upload_video(str(make_video(tmp_path / "clip.mp4", duration=12.0)), key, backend_world.bucket)
+    backend.put_job_row(job_id, key, table=backend_world.table)
+    job = make_job(job_id=job_id, s3_key=key, bucket=backend_world.bucket, cutting_options={
+        "type": "fixed", "duration_seconds": 4})
+    runner = build_runner("lambda")
+    runner.fanout = FanoutStarter(FanoutSettings("video-processor-fanout", 4, 120), FUNCTION_ARN)
+    outcome = runner.run(job, deadline=time.monotonic() + 600, wait_if_busy=False)
+    assert outcome.status == "completed" and len(outcome.output_keys) == 3, outcome
+    row = JobStore(backend_world.table).get(job_id)
+    assert row["status"] == "COMPLETED" and "lambda_invocations" not in row and "segments_done" not in row

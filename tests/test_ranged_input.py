@@ -3,6 +3,7 @@ seeking into an upload it reads only in part."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -13,8 +14,11 @@ import pytest
 
 from processor.binaries import tool
 from processor.command import HTTP_PROTOCOLS
+from processor.errors import NotAVideoError
+from processor.fanout_steps import probe_upload
 from processor.probe import probe
 from processor.ranged_input import RangedInput
+from processor.storage import VideoStorage
 from sandbox import backend
 from sandbox.media import make_video
 
@@ -78,3 +82,19 @@ def test_a_playlist_protocol_stays_refused(served, tmp_path: Path):
                              "-i", "file:/etc/hostname", "-f", "null", "-"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0 and "not on whitelist" in result.stderr
+
+
+def test_a_playlist_renamed_as_a_video_is_refused_by_the_probe_without_opening_its_urls(backend_world):
+    """probe_upload passes the containers an item may read as ffprobe's format whitelist: the
+    hls demuxer, which the bytes would select, is refused, and the URL the playlist names is
+    never opened (here a listening socket that counts no connection)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        playlist = (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:{port}/seg.ts\n"
+                    "#EXT-X-ENDLIST\n")
+        boto3.client("s3").put_object(Bucket=backend_world.bucket, Key=KEY, Body=playlist.encode())
+        with pytest.raises(NotAVideoError):
+            probe_upload(VideoStorage(backend_world.bucket), KEY)
+        with pytest.raises(TimeoutError):
+            listener.accept()
