@@ -196,9 +196,8 @@ class FanoutSteps:
         longest = max(items, key=lambda item: segments[item.first + item.count - 1].end - segments[item.first].start)
         length = segments[longest.first + longest.count - 1].end - segments[longest.first].start
         try:
-            limits.check(limits.estimate(media, length, encode.max_long_side, encode.preset),
-                         memory_mb=limits.memory_limit_mb(),
-                         seconds_left=deadline - time.monotonic() - ITEM_OVERHEAD_SECONDS, cores=limits.cores())
+            limits.check_fits(media, length, encode.max_long_side, encode.preset, deadline,
+                              reserve_seconds=ITEM_OVERHEAD_SECONDS)
         except limits.TooLargeError as error:
             raise limits.TooLargeError(f"segments {longest.first + 1} to {longest.first + longest.count} "
                                        f"({length:.0f} s) cannot be encoded by one invocation: {error}") from None

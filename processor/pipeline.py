@@ -283,9 +283,7 @@ class JobRunner:
         """Refuse a job whose encode cannot fit this invocation (processor.limits): before any
         work, and again when a stream copy turns into an encode (engine.cut's ``before_encode``)."""
         encode = self.settings.encode
-        limits.check(limits.estimate(media, media.duration, encode.max_long_side, encode.preset),
-                     memory_mb=limits.memory_limit_mb(), seconds_left=deadline - time.monotonic(),
-                     cores=limits.cores())
+        limits.check_fits(media, media.duration, encode.max_long_side, encode.preset, deadline)
 
     def vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
         """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.
