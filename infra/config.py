@@ -18,6 +18,7 @@ from typing import Any, Callable
 import pulumi
 
 from processor.command import LONG_SIDE_RANGE
+from processor.fanout import DEFAULT_MIN_DURATION_SECONDS, DEFAULT_MIN_SEGMENTS
 
 NAMESPACE = "lambda-video-processor"
 
@@ -131,8 +132,8 @@ class FanoutSettings:
     """
 
     enabled: bool = True
-    min_segments: int = 4
-    min_duration_seconds: int = 120
+    min_segments: int = DEFAULT_MIN_SEGMENTS
+    min_duration_seconds: int = DEFAULT_MIN_DURATION_SECONDS
     max_concurrency: int = 60
 
 

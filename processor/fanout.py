@@ -26,6 +26,11 @@ from processor.command import cut_frames
 from processor.errors import ProcessorError, TransientError
 from processor.plan import Segment
 
+# When a job fans out, unless the stack says otherwise (infra/config.py, processor/config.py):
+# below four segments or two minutes of video the single pass is already within the fan-out's
+# fixed cost (bench/README.md, "Fan-out").
+DEFAULT_MIN_SEGMENTS = 4
+DEFAULT_MIN_DURATION_SECONDS = 120
 # An item pays a cold start, reading the upload's index and uploading its segments: a few
 # seconds, worth it only for at least this much video. Longer segments are one item each.
 MIN_ITEM_SECONDS = 10.0
