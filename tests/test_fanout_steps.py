@@ -214,3 +214,34 @@ def test_a_short_job_keeps_the_single_pass_with_fanout_configured(backend_world,
     assert outcome.status == "completed" and len(outcome.output_keys) == 3, outcome
     row = JobStore(backend_world.table).get(job_id)
     assert row["status"] == "COMPLETED" and "lambda_invocations" not in row and "segments_done" not in row
+
+
+def test_an_item_uploading_as_the_job_fails_removes_its_own_keys(claimed, tmp_path, monkeypatch):
+    """The race the claim check before uploading leaves: the fail step runs between that check
+    and the item's upload (on the wire, as the upload's PUT arrives), so the fail step removed
+    the job's keys before these existed; the item finds its job FAILED under its own attempt
+    and removes them."""
+    store, claim, job = claimed
+    job = dataclasses.replace(job, cut=FixedCut(4))
+    clip = make_video(tmp_path / "clip.mp4", duration=12.0)
+    backend.upload_video(str(clip), job.s3_key, job.bucket)
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    try:
+        steps = FanoutSteps(build_runner("lambda"))
+        media = media_to_dict(probe_upload(steps.runner.storage, job.s3_key))
+        steps.run(step(job, claim.attempt_id, "prepare", media=media), time.monotonic() + 600)
+        failed_elsewhere = {"Error": "StepFailed", "Cause": json.dumps({"errorMessage": "ffmpeg_error: another item"})}
+        proxy.before(lambda exchange: exchange.method == "PUT" and "/processed/" in exchange.path,
+                     lambda: steps.run(step(job, claim.attempt_id, "fail", error=failed_elsewhere),
+                                       time.monotonic() + 600))
+        with pytest.raises(StepFailed) as lost:
+            steps.run(step(job, claim.attempt_id, "item", item={"first": 0, "count": 3}, media=media),
+                      time.monotonic() + 600)
+    finally:
+        proxy.close()
+    assert lost.value.error_type == "claim_lost"
+    row = store.get(job.job_id)
+    assert (row["status"], row["error_type"]) == ("FAILED", "ffmpeg_error")
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    assert not s3.list_objects_v2(Bucket=job.bucket, Prefix=f"processed/{job.job_id}/").get("Contents")
