@@ -38,11 +38,10 @@ from processor.aws_errors import aws_call
 from processor.command import HTTP_PROTOCOLS, HttpInput, output_rate
 from processor.contract import Job, parse_event, parse_utc_timestamp
 from processor.engine import cut_item
-from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
+from processor.errors import InvalidJobError, ProcessorError, TransientError
 from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RANGED_CONTAINERS, FanoutSettings, Item,
-                              StepFailed,
-                              StepRetry, execution_name, failure_of, inline, item_cut, state_transitions,
-                              plan_items, state_machine_arn)
+                              StepFailed, StepRetry, execution_name, failure_of, inline, item_cut, plan_items,
+                              state_machine_arn, state_transitions)
 from processor.jobs import FAILED, Claim, ClaimLostError
 from processor.logs import log
 from processor.metrics import emit, job_metrics

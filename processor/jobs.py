@@ -234,8 +234,8 @@ class JobStore:
             expression += " SET state_transitions = :transitions"
             values[":transitions"] = state_transitions
         # #status only because every update names it (JobStore._updated).
-        return self._update("billing", job_id, expression, "processing_attempt_id = :attempt AND attribute_exists(#status)",
-                            values)
+        return self._update("billing", job_id, expression,
+                            "processing_attempt_id = :attempt AND attribute_exists(#status)", values)
 
     def note_item_error(self, job_id: str, attempt_id: str, error_type: str, message: str) -> bool:
         """Keep a fan-out item's permanent error on the row, with its attempt, while the attempt

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor import binaries, subtitles
-from processor.command import (GLOBAL_ARGS, HttpInput, caption_picture, caption_pictures_command, copy_command, copy_keyframes,
-                               copy_shortfall,
+from processor.command import (GLOBAL_ARGS, HttpInput, caption_picture, caption_pictures_command, copy_command,
+                               copy_keyframes, copy_shortfall,
                                cut_frames, encode_command, graph_path, output_rate, output_size, source,
                                stream_copy_possible, text_ranges, video_chain)
 from processor.plan import Segment

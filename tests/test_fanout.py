@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from processor.command import cut_frames, encode_command, output_rate
 from processor.engine import EncodeSettings, cut, cut_item
-from processor.fanout import (EXECUTION_NAME_LIMIT, INLINE_MAX_ITEMS, FanoutSettings, Item, execution_name, failure_of, inline,
-                              item_cut, plan_items, state_machine_arn)
+from processor.fanout import (EXECUTION_NAME_LIMIT, INLINE_MAX_ITEMS, FanoutSettings, Item, execution_name,
+                              failure_of, inline, item_cut, plan_items, state_machine_arn)
 from processor.plan import Segment
 from processor.probe import MediaInfo, probe
 from sandbox.media import gray_frame, make_video, mean_abs_diff
@@ -153,8 +153,8 @@ def test_an_items_kept_reason_replaces_only_a_states_error():
     kept = {"attempt": "a", "error_type": "ffmpeg_error", "message": "ffmpeg exited with status 1: x"}
     threshold = {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "threshold exceeded"}
     assert failure_of(threshold, kept) == ("ffmpeg_error", "ffmpeg exited with status 1: x")
-    assert failure_of(threshold) == ("processing_error",
-                                     "fan-out step failed with States.ExceedToleratedFailureThreshold: threshold exceeded")
+    assert failure_of(threshold) == (
+        "processing_error", "fan-out step failed with States.ExceedToleratedFailureThreshold: threshold exceeded")
     prepare_failed = {"Error": "StepFailed", "Cause": json.dumps({"errorMessage": "input_too_large: too long"})}
     assert failure_of(prepare_failed, kept) == ("input_too_large", "too long")
 

@@ -118,7 +118,8 @@ def test_a_distributed_maps_failure_fails_the_job_with_the_items_own_reason(clai
     assert failed.value.error_type == "aws_error"
     map_failed = {"Error": "States.ExceedToleratedFailureThreshold",
                   "Cause": "The specified tolerated failure threshold was exceeded"}
-    assert steps.run(step(job, claim.attempt_id, "fail", error=map_failed), time.monotonic() + 600)["status"] == "failed"
+    failed_step = steps.run(step(job, claim.attempt_id, "fail", error=map_failed), time.monotonic() + 600)
+    assert failed_step["status"] == "failed"
     row = store.get(job.job_id)
     assert (row["status"], row["error_type"]) == ("FAILED", "aws_error"), row
     assert row["error_message"].startswith(f"S3 HeadObject s3://{job.bucket}/{job.s3_key}: "), row["error_message"]
