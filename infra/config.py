@@ -18,6 +18,7 @@ from typing import Any, Callable
 import pulumi
 
 from processor.command import LONG_SIDE_RANGE
+from processor.fanout import DEFAULT_MIN_DURATION_SECONDS, DEFAULT_MIN_SEGMENTS
 
 NAMESPACE = "lambda-video-processor"
 
@@ -131,8 +132,8 @@ class FanoutSettings:
     """
 
     enabled: bool = True
-    min_segments: int = 4
-    min_duration_seconds: int = 120
+    min_segments: int = DEFAULT_MIN_SEGMENTS
+    min_duration_seconds: int = DEFAULT_MIN_DURATION_SECONDS
     max_concurrency: int = 60
 
 
@@ -432,20 +433,28 @@ def load(get: RawConfig, is_secret: IsSecret = lambda key: False) -> Settings:
         raise ConfigError("aws:defaultTags", "must not be set while adoptExisting is true: it would retag "
                                              "(modify) the adopted bucket, table and role")
     railway_user = get(_key("railwayUserName"))
+    function, fanout = _function(get(_key("function"))), _fanout(get(_key("fanout")))
+    reserved = function.reserved_concurrency
+    # 0 is the function's emergency stop (docs/deploying.md): nothing runs, nothing to share.
+    if fanout.enabled and reserved and fanout.max_concurrency >= reserved:
+        # One job's items would hold every instance: its own finish, other jobs' starts and
+        # prepares, and the sweep would be throttled until the items end.
+        raise ConfigError(_key("fanout.maxConcurrency"), f"must be below function.reservedConcurrency ({reserved}), "
+                                                         f"got {fanout.max_concurrency}")
     return Settings(
         project_name=project_name,
         environment=environment,
         region=_text("aws:region", region, REGION, "an AWS region such as us-east-1"),
         adopt_existing=adopt_existing,
         existing=_existing(get(_key("existing")), project_name),
-        function=_function(get(_key("function"))),
+        function=function,
         railway_user_name=None if railway_user is None else _text(
             _key("railwayUserName"), railway_user, IAM_NAME, "an IAM user name"),
         progress_redis_url=_progress_redis_url(get, is_secret),
         text_variations=_text_variations(get(_key("textVariations")), get(_key("textVariationsApiKey")),
                                          is_secret(_key("textVariationsApiKey"))),
         sweep=_sweep(get(_key("sweep"))),
-        fanout=_fanout(get(_key("fanout"))),
+        fanout=fanout,
         guard=_guard(get(_key("guard"))),
     )
 

@@ -25,7 +25,7 @@ import pulumi_aws as aws
 
 from infra.config import Settings
 from infra.existing import Existing
-from infra.iam import document, statement
+from infra.iam import OUTPUT_PREFIX, document, statement
 from processor.fanout import FAIL, FINISH, INLINE_MAX_ITEMS, ITEM, ITEMS_KEY, PREPARE, STEP_FAILED, state_machine_arn
 
 STATES_PRINCIPAL = "states.amazonaws.com"
@@ -133,6 +133,9 @@ def start_statements(machine_arn: str, bucket_arn: str) -> list[dict[str, Any]]:
     return [
         statement("StartFanout", ["states:StartExecution"], [machine_arn]),
         statement("WriteItemLists", ["s3:PutObject", "s3:DeleteObject"], [f"{bucket_arn}/{ITEMS_PREFIX}*"]),
+        # Finish reads each segment's duration with HeadObject, which S3 authorises as
+        # s3:GetObject; the function's own policy grants it on the uploads only.
+        statement("ReadSegmentDurations", ["s3:GetObject"], [f"{bucket_arn}/{OUTPUT_PREFIX}*"]),
     ]
 
 

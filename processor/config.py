@@ -18,7 +18,7 @@ from pathlib import Path
 from processor import backend_env
 from processor.engine import EncodeSettings
 from processor.errors import ConfigurationError
-from processor.fanout import FanoutSettings
+from processor.fanout import DEFAULT_MIN_DURATION_SECONDS, DEFAULT_MIN_SEGMENTS, FanoutSettings
 from processor.jobs import DEFAULT_LEASE_SECONDS
 from processor.text_model import TextModelSettings
 
@@ -90,5 +90,7 @@ def fanout_settings() -> FanoutSettings | None:
     name = os.environ.get("FANOUT_STATE_MACHINE", "").strip()
     if not name:
         return None
-    return FanoutSettings(state_machine=name, min_segments=_whole_number("FANOUT_MIN_SEGMENTS", 4, minimum=2),
-                          min_duration_seconds=_whole_number("FANOUT_MIN_DURATION_SECONDS", 120, minimum=0))
+    return FanoutSettings(state_machine=name,
+                          min_segments=_whole_number("FANOUT_MIN_SEGMENTS", DEFAULT_MIN_SEGMENTS, minimum=2),
+                          min_duration_seconds=_whole_number("FANOUT_MIN_DURATION_SECONDS",
+                                                             DEFAULT_MIN_DURATION_SECONDS, minimum=0))

@@ -26,6 +26,11 @@ from processor.command import cut_frames
 from processor.errors import ProcessorError, TransientError
 from processor.plan import Segment
 
+# When a job fans out, unless the stack says otherwise (infra/config.py, processor/config.py):
+# below four segments or two minutes of video the single pass is already within the fan-out's
+# fixed cost (bench/README.md, "Fan-out").
+DEFAULT_MIN_SEGMENTS = 4
+DEFAULT_MIN_DURATION_SECONDS = 120
 # An item pays a cold start, reading the upload's index and uploading its segments: a few
 # seconds, worth it only for at least this much video. Longer segments are one item each.
 MIN_ITEM_SECONDS = 10.0
@@ -39,9 +44,12 @@ MODES = (PREPARE, ITEM, FINISH, FAIL)
 # item, so the size never binds before 9,000 items; the concurrency does).
 INLINE_MAX_ITEMS = 40
 INLINE_MAX_BYTES = 200 * 1024
-# The demuxers an item may read over HTTP (processor.ranged_input): what phones and cameras
-# write. An upload in any other container takes the single pass.
-RANGED_CONTAINERS = frozenset({"mov", "matroska", "avi", "mpegts"})
+# The demuxers an item may read over HTTP (processor.ranged_input): those whose items are
+# tested equal to the single pass there (tests/test_ranged_input.py). MP4/MOV is what phones
+# and cameras write. Left out: Matroska (the single pass itself writes fewer segments than
+# planned from a remuxed .mkv) and MPEG-TS (the pinned ffprobe 6.0 crashes probing one). An
+# upload in any other container takes the single pass.
+RANGED_CONTAINERS = frozenset({"mov", "avi"})
 # Where prepare puts the item list of a distributed Map; the state machine may read only these.
 ITEMS_KEY = "fanout-items/{job_id}/{execution}.json"
 # A permanent failure of a step reaches the fail step as its Lambda error: type StepFailed and
@@ -154,6 +162,13 @@ def inline(items: Sequence[Item]) -> bool:
     return len(items) <= INLINE_MAX_ITEMS and len(json.dumps([i.to_dict() for i in items])) <= INLINE_MAX_BYTES
 
 
+def state_transitions(items: int) -> int:
+    """The Step Functions transitions an execution that completes is billed for, at the least:
+    Prepare, the Choice between the Maps, the Map, each item's Encode and Finish; every Retry
+    of a task adds one more (not counted here)."""
+    return 4 + items
+
+
 def execution_name(job_id: str, attempt: int) -> str:
     """One name per claim of a job, so Step Functions refuses a second start of the same claim.
 
@@ -180,12 +195,20 @@ def state_machine_arn(function_arn: str, name: str) -> str:
     return f"arn:{partition}:states:{region}:{account}:stateMachine:{name}"
 
 
-def failure_of(error: Any) -> tuple[str, str]:
+def failure_of(error: Any, recorded: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """(error_type, message) for the row, from what a Catch put in the fail step's input:
-    ``{"Error": name, "Cause": text}``, where a Lambda error's Cause is its JSON report."""
+    ``{"Error": name, "Cause": text}``, where a Lambda error's Cause is its JSON report.
+
+    ``recorded`` is an item's own error as it kept it on the row (``fanout_item_error``, this
+    execution's attempt only): a distributed Map's failure names only the Map
+    (States.ExceedToleratedFailureThreshold), so a States.* error gives way to it.
+    """
+    name = str(error.get("Error", "")) if isinstance(error, Mapping) else ""
+    if name.startswith("States.") and recorded and isinstance(recorded.get("error_type"), str):
+        return recorded["error_type"], str(recorded.get("message", ""))
     if not isinstance(error, Mapping):
         return "processing_error", f"fan-out step failed: {error!r}"
-    name, cause = str(error.get("Error", "")), error.get("Cause")
+    cause = error.get("Cause")
     try:
         report = json.loads(cause) if isinstance(cause, str) else {}
     except ValueError:
@@ -198,4 +221,3 @@ def failure_of(error: Any) -> tuple[str, str]:
     if name in ("States.Timeout", "Sandbox.Timedout"):
         return "timeout", f"a fan-out step ran out of time ({name}): {detail or cause or ''}".rstrip(": ")
     return "processing_error", f"fan-out step failed with {name}: {detail or cause or 'no detail'}"
-

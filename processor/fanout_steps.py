@@ -38,15 +38,14 @@ from processor.aws_errors import aws_call
 from processor.command import HTTP_PROTOCOLS, HttpInput, output_rate
 from processor.contract import Job, parse_event, parse_utc_timestamp
 from processor.engine import cut_item
-from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
+from processor.errors import InvalidJobError, ProcessorError, TransientError
 from processor.fanout import (FAIL, FINISH, ITEM, ITEMS_KEY, MODES, PREPARE, RANGED_CONTAINERS, FanoutSettings, Item,
-                              StepFailed,
-                              StepRetry, execution_name, failure_of, inline, item_cut,
-                              plan_items, state_machine_arn)
-from processor.jobs import Claim
+                              StepFailed, StepRetry, execution_name, failure_of, inline, item_cut, plan_items,
+                              state_machine_arn, state_transitions)
+from processor.jobs import FAILED, Claim, ClaimLostError
 from processor.logs import log
 from processor.metrics import emit, job_metrics
-from processor.pipeline import JobRunner
+from processor.pipeline import JobRunner, bill
 from processor.plan import Segment, plan
 from processor.probe import MediaInfo, probe_url
 from processor.ranged_input import RangedInput
@@ -114,25 +113,45 @@ class FanoutSteps:
         """One step; a transient failure raises StepRetry (the state's Retry), any other StepFailed
         (its Catch, then the fail step), so the Lambda error's type tells the state machine which."""
         mode, attempt = event["fanout"], event.get("attempt")
+        began = time.monotonic()
+        request = event.get("job")
+        job_id = request.get("job_id") if isinstance(request, dict) else None
+        result: dict[str, Any] = {}
         try:
-            job = parse_event(event.get("job"), expected_bucket=self.runner.settings.bucket)
+            job = parse_event(request, expected_bucket=self.runner.settings.bucket)
             if not isinstance(attempt, str):
                 raise InvalidJobError("attempt", f"a fan-out step needs its claim's attempt id, got {attempt!r}")
             if mode == FAIL:
-                return self.fail(job, attempt, event.get("error"))
+                result = self.fail(job, attempt, event.get("error"))
+                return result
             steps: dict[str, Callable[[], dict[str, Any]]] = {
                 PREPARE: lambda: self.prepare(job, attempt, media_from_dict(event["media"]), deadline),
                 ITEM: lambda: self.item(job, attempt, Item.from_dict(event.get("item")),
                                         media_from_dict(event["media"]), deadline),
                 FINISH: lambda: self.finish(job, attempt, media_from_dict(event["media"])),
             }
-            return steps[mode]()
+            result = steps[mode]()
+            return result
         except TransientError as error:
             raise StepRetry(str(error)) from error
         except ProcessorError as error:
-            log("fanout_step_failed", job_id=(event.get("job") or {}).get("job_id"), level=logging.ERROR, step=mode,
+            log("fanout_step_failed", job_id=job_id, level=logging.ERROR, step=mode,
                 error_type=error.error_type, error=str(error))
+            if mode == ITEM and isinstance(job_id, str) and isinstance(attempt, str) \
+                    and not isinstance(error, ClaimLostError):
+                self._keep_item_error(job_id, attempt, error)
             raise StepFailed(error.error_type, str(error)) from error
+        finally:
+            if isinstance(job_id, str) and isinstance(attempt, str):
+                bill(self.runner.store, job_id, attempt, time.monotonic() - began, result.get("state_transitions"))
+
+    def _keep_item_error(self, job_id: Any, attempt: str, error: ProcessorError) -> None:
+        """The item's reason on the row for the fail step (JobStore.note_item_error); best
+        effort: the Map's failure still fails the job without it."""
+        try:
+            self.runner.store.note_item_error(str(job_id), attempt, error.error_type, str(error))
+        except ProcessorError as failed:
+            log("fanout_item_error_not_kept", job_id=job_id, level=logging.WARNING, error=str(failed))
 
     def _reporter(self, job: Job, attempt: str | None = None) -> ProgressReporter:
         return ProgressReporter(job.job_id, store=self.runner.store if attempt else None, attempt_id=attempt,
@@ -176,9 +195,8 @@ class FanoutSteps:
         longest = max(items, key=lambda item: segments[item.first + item.count - 1].end - segments[item.first].start)
         length = segments[longest.first + longest.count - 1].end - segments[longest.first].start
         try:
-            limits.check(limits.estimate(media, length, encode.max_long_side, encode.preset),
-                         memory_mb=limits.memory_limit_mb(),
-                         seconds_left=deadline - time.monotonic() - ITEM_OVERHEAD_SECONDS, cores=limits.cores())
+            limits.check_fits(media, length, encode.max_long_side, encode.preset, deadline,
+                              reserve_seconds=ITEM_OVERHEAD_SECONDS)
         except limits.TooLargeError as error:
             raise limits.TooLargeError(f"segments {longest.first + 1} to {longest.first + longest.count} "
                                        f"({length:.0f} s) cannot be encoded by one invocation: {error}") from None
@@ -186,7 +204,7 @@ class FanoutSteps:
     def item(self, job: Job, attempt: str, item: Item, media: MediaInfo, deadline: float) -> dict[str, Any]:
         store, storage = self.runner.store, self.runner.storage
         row = store.held(job.job_id, attempt)
-        heartbeat = _Heartbeat(lambda: store.renew(job.job_id, attempt), store.lease_seconds / 4)
+        heartbeat = _Heartbeat(job.job_id, lambda: store.renew(job.job_id, attempt), store.lease_seconds / 4)
         segments = self._segments(job, media.duration, row)
         part = item_cut(segments, item, output_rate(media))
         # Only the bytes of its own segments (and the index) are read: not the whole upload.
@@ -195,9 +213,15 @@ class FanoutSteps:
             files = cut_item(HttpInput(upload.url, media.container), part, Path(scratch) / "segments",
                              self.runner.settings.encode, media=media, on_progress=lambda _: heartbeat(),
                              deadline=deadline)
+            # The job may have failed while this item encoded (another item's error): upload nothing.
+            store.held(job.job_id, attempt)
             storage.upload_segments(job, [f.path for f in files], lambda _: heartbeat(), first=item.first,
                                     durations=[f.duration for f in files])
-        done = store.count_done(job.job_id, attempt, range(item.first, item.first + item.count), len(segments))
+        try:
+            done = store.count_done(job.job_id, attempt, range(item.first, item.first + item.count), len(segments))
+        except ClaimLostError:
+            self._remove_after_fail(job, attempt, item)
+            raise
         reporter = self._reporter(job)
         reporter.total_segments = len(segments)
         reporter.stage(stages.PROCESSING, fraction=done / len(segments), current_segment=done)
@@ -205,6 +229,16 @@ class FanoutSteps:
         log("fanout_item_done", job_id=job.job_id, first=item.first, count=item.count, done=done,
             total=len(segments), bytes_read=upload.bytes_served, input_bytes=upload.size)
         return {"done": done}
+
+    def _remove_after_fail(self, job: Job, attempt: str, item: Item) -> None:
+        """Remove the item's own keys when the fail step of this execution ran while it uploaded
+        (it deleted the job's keys before these existed). Only then: a job a later claim holds
+        writes the same keys, and they are that claim's."""
+        row = self.runner.store.get(job.job_id) or {}
+        if row.get("status") == FAILED and row.get("processing_attempt_id") == attempt:
+            self.runner.storage.delete(job, item.count, first=item.first)
+            log("fanout_item_removed", job_id=job.job_id, first=item.first, count=item.count,
+                level=logging.WARNING)
 
     def finish(self, job: Job, attempt: str, media: MediaInfo) -> dict[str, Any]:
         row = self.runner.store.held(job.job_id, attempt)
@@ -221,11 +255,14 @@ class FanoutSteps:
         reporter.completed(keys)
         reporter.close()
         log("completed", job_id=job.job_id, segments=count, backend=self.runner.backend, fanout=True)
-        return {"status": "completed", "segments": count}
+        return {"status": "completed", "segments": count,
+                "state_transitions": state_transitions(len(plan_items(plan(job, media.duration))))}
 
     def fail(self, job: Job, attempt: str, error: Any) -> dict[str, Any]:
-        error_type, message = failure_of(error)
         row = self.runner.store.get(job.job_id) or {}
+        recorded = row.get("fanout_item_error")
+        error_type, message = failure_of(
+            error, recorded if isinstance(recorded, dict) and recorded.get("attempt") == attempt else None)
         reporter = self._reporter(job, attempt)
         try:
             outcome = self.runner.fail(job, attempt, reporter, error_type, int(row.get("segments_planned", 0)),
@@ -246,7 +283,8 @@ def _elapsed(row: dict[str, Any]) -> float:
 class _Heartbeat:
     """Renews the claim's lease at most every ``interval`` seconds, from ffmpeg's progress calls."""
 
-    def __init__(self, renew: Callable[[], None], interval: float) -> None:
+    def __init__(self, job_id: str, renew: Callable[[], None], interval: float) -> None:
+        self.job_id = job_id
         self.renew = renew
         self.interval = interval
         self.last = time.monotonic()
@@ -254,4 +292,9 @@ class _Heartbeat:
     def __call__(self) -> None:
         if time.monotonic() - self.last >= self.interval:
             self.last = time.monotonic()
-            self.renew()
+            try:
+                self.renew()
+            except TransientError as error:
+                # A throttled renewal must not throw away a healthy encode (as ProgressReporter's
+                # row writes): the next call renews. Losing the claim (ClaimLostError) still stops it.
+                log("lease_renewal_failed", job_id=self.job_id, level=logging.WARNING, error=str(error))

@@ -18,6 +18,7 @@ Only UpdateItem: a PutItem would drop the attributes the backend wrote on the ro
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -220,6 +221,30 @@ class JobStore:
             {":done": done, ":pct": _decimal(percentage(PROCESSING_STAGE, done / total)), ":stage": PROCESSING_STAGE,
              ":attempt": attempt_id, ":processing": PROCESSING})
         return done
+
+    def add_billing(self, job_id: str, attempt_id: str, seconds: float, state_transitions: int | None = None) -> bool:
+        """Add one fan-out invocation's billed seconds (rounded up to the millisecond, as Lambda
+        bills) and count it, atomically: items end at once (``lambda_billed_seconds``,
+        ``lambda_invocations``; ``state_transitions`` from finish). Only on the row of this
+        attempt's claim, whatever its status: finish and fail add theirs as they end the job."""
+        expression = "ADD lambda_billed_seconds :seconds, lambda_invocations :one"
+        values: dict[str, Any] = {":seconds": Decimal(math.ceil(seconds * 1000)) / 1000, ":one": 1,
+                                  ":attempt": attempt_id}
+        if state_transitions is not None:
+            expression += " SET state_transitions = :transitions"
+            values[":transitions"] = state_transitions
+        # #status only because every update names it (JobStore._updated).
+        return self._update("billing", job_id, expression,
+                            "processing_attempt_id = :attempt AND attribute_exists(#status)", values)
+
+    def note_item_error(self, job_id: str, attempt_id: str, error_type: str, message: str) -> bool:
+        """Keep a fan-out item's permanent error on the row, with its attempt, while the attempt
+        holds the job: a distributed Map fails as States.ExceedToleratedFailureThreshold, and
+        the item's own error never reaches the fail step (``failure_of``'s ``recorded``)."""
+        return self._update(
+            "item error", job_id, "SET fanout_item_error = :error", _OWNED,
+            {":error": {"attempt": attempt_id, "error_type": error_type, "message": message[:MAX_ERROR_MESSAGE]},
+             ":attempt": attempt_id, ":processing": PROCESSING})
 
     def save_text_variations(self, job_id: str, attempt_id: str, variations: TextVariations) -> None:
         """Store base_vary's texts before any segment is encoded: every later attempt reuses them."""

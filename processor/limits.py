@@ -22,6 +22,7 @@ explained); the refusal is for the ones that cannot.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,15 @@ def check(needed: Estimate, *, memory_mb: int | None, seconds_left: float | None
         raise TooLargeError(
             f"encoding this video at {width}x{height} takes about {wall:,.0f} s on {cores:g} cores, more than "
             f"the {max(0.0, seconds_left):,.0f} s left; {more_cores}, lower {size_setting}, or upload shorter videos")
+
+
+def check_fits(media: MediaInfo, seconds: float, max_long_side: int, preset: str, deadline: float, *,
+               reserve_seconds: float = 0.0) -> None:
+    """Refuse encoding ``seconds`` of ``media`` when it cannot fit this process (its memory and
+    cores) before ``deadline`` (a ``time.monotonic()`` value), less ``reserve_seconds`` for what
+    the invocation does besides: the single pass (the whole input) and a fan-out item alike."""
+    check(estimate(media, seconds, max_long_side, preset), memory_mb=memory_limit_mb(),
+          seconds_left=deadline - time.monotonic() - reserve_seconds, cores=cores())
 
 
 def memory_limit_mb() -> int | None:

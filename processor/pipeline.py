@@ -35,7 +35,7 @@ from processor.command import stream_copy_possible
 from processor.config import Settings
 from processor.contract import Job, validate_job_id
 from processor.engine import check_texts, cut
-from processor.errors import DeadlineExceededError, InvalidJobError, ProcessorError, TransientError
+from processor.errors import DeadlineExceededError, InvalidJobError, NotAVideoError, ProcessorError, TransientError
 from processor.jobs import PROCESSING, Claim, ClaimLostError, JobStore
 from processor.logs import log
 from processor.metrics import emit, job_metrics
@@ -191,7 +191,7 @@ class JobRunner:
             # Before the download: a caption no font can draw fails the job at once.
             check_texts(candidate_texts(job.text_strategy, job.text_input))
             if self.fanout is not None:
-                fanned_out = self._fan_out(job, claim, reporter)
+                fanned_out = self._fan_out(job, claim, reporter, started)
                 if fanned_out is not None:
                     return fanned_out
             with tempfile.TemporaryDirectory(dir=self.settings.scratch_dir, prefix="job-") as scratch:
@@ -250,12 +250,15 @@ class JobRunner:
         reporter.completed(keys)
         return Outcome(job.job_id, "completed", output_keys=keys)
 
-    def _fan_out(self, job: Job, claim: Claim, reporter: ProgressReporter) -> Outcome | None:
+    def _fan_out(self, job: Job, claim: Claim, reporter: ProgressReporter, started: float) -> Outcome | None:
         """Start the fan-out when the job qualifies, from a probe that reads only the upload's
-        index; None: the job takes the single pass (which reports its own probe's errors)."""
+        index; None: the job takes the single pass. Only an upload the probe over HTTP refuses
+        (a container outside processor.fanout.RANGED_CONTAINERS, or no video, which the single
+        pass's own probe then names) falls back; any other error is the job's, and a transient
+        one retries it rather than sending a long job to the single pass."""
         try:
             media = self.fanout.probe(self.storage, job.s3_key)
-        except ProcessorError as error:
+        except NotAVideoError as error:
             log("fanout_probe_failed", job_id=job.job_id, error=str(error))
             return None
         segments = plan(job, media.duration)
@@ -266,6 +269,8 @@ class JobRunner:
         reporter.plan([segment.end for segment in segments])
         # The execution holds this claim from here: its steps renew the lease and end the job.
         launched = self.fanout.start(job, claim, media)
+        if launched:
+            bill(self.store, job.job_id, claim.attempt_id, time.monotonic() - started)
         return Outcome(job.job_id, "fanned_out" if launched else "skipped",
                        message=None if launched else "the fan-out of this claim is already running")
 
@@ -278,9 +283,7 @@ class JobRunner:
         """Refuse a job whose encode cannot fit this invocation (processor.limits): before any
         work, and again when a stream copy turns into an encode (engine.cut's ``before_encode``)."""
         encode = self.settings.encode
-        limits.check(limits.estimate(media, media.duration, encode.max_long_side, encode.preset),
-                     memory_mb=limits.memory_limit_mb(), seconds_left=deadline - time.monotonic(),
-                     cores=limits.cores())
+        limits.check_fits(media, media.duration, encode.max_long_side, encode.preset, deadline)
 
     def vary_texts(self, job: Job, segments: list[Segment], claim: Claim, reporter: ProgressReporter) -> list[Segment]:
         """base_vary: the model's texts, stored on the row before encoding; an earlier attempt's if stored.
@@ -319,6 +322,15 @@ class JobRunner:
             # Told only with the row: a job another attempt now holds has not failed.
             reporter.failed(message)
         return Outcome(job.job_id, "failed", error_type=error_type, message=message)
+
+
+def bill(store: JobStore, job_id: str, attempt: str, seconds: float, state_transitions: int | None = None) -> None:
+    """A fan-out invocation's billed seconds on the row (JobStore.add_billing), for the
+    report's cost (router.report); best effort: a job never fails for its bill."""
+    try:
+        store.add_billing(job_id, attempt, seconds, state_transitions)
+    except ProcessorError as error:
+        log("billing_not_recorded", job_id=job_id, level=logging.WARNING, error=str(error))
 
 
 @cache

@@ -6,9 +6,14 @@ requests (the index first, wherever it is in the file, then the item's first key
 this server turns each into one ranged S3 GetObject, streamed. It listens on 127.0.0.1 by IP:
 the static ffmpeg cannot resolve host names, and nothing else can reach it.
 
-The input's protocols stay limited (processor.probe.INPUT_OPTIONS): http and tcp only, and the
+The input's protocols stay limited (processor.command.HTTP_PROTOCOLS): http and tcp only, and the
 demuxer is forced to the one the local probe found, so a crafted playlist inside the upload can
 never make ffmpeg open another URL.
+
+An S3 failure while ffmpeg reads (a throttle, a 5xx, a read timeout) reaches ffmpeg only as a
+connection that ends early, which it reports as a truncated input. The server keeps that
+failure, and leaving the ``with`` block with an error re-raises it as what it is: transient
+(TransientError, so the step's retry runs the item again) or not (AwsError).
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from processor.aws_errors import aws_call
+from botocore.exceptions import BotoCoreError, ClientError
+
+from processor.aws_errors import AwsError, aws_call, is_transient
+from processor.errors import TransientError
 
 CHUNK_BYTES = 1024 * 1024
 # The most one response carries. ffmpeg asks for everything from an offset ("bytes=N-") and
@@ -40,6 +48,7 @@ class RangedInput:
         with aws_call(f"S3 HeadObject s3://{bucket}/{key}"):
             self.size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
         self.bytes_served = 0
+        self.failure: ClientError | BotoCoreError | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -58,8 +67,17 @@ class RangedInput:
     def __enter__(self) -> "RangedInput":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if kind is not None and self.failure is not None:
+            what = f"S3 GetObject s3://{self.bucket}/{self.key} while ffmpeg read it: {self.failure}"
+            if is_transient(self.failure):
+                raise TransientError(what) from self.failure
+            raise AwsError(what) from self.failure
+
+    def _failed(self, error: ClientError | BotoCoreError) -> None:
+        with self._lock:
+            self.failure = error
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         source = self
@@ -107,10 +125,24 @@ class RangedInput:
                 if not bounds:
                     return
                 status, start, end = bounds
-                body = source.s3.get_object(Bucket=source.bucket, Key=source.key, Range=f"bytes={start}-{end}")["Body"]
+                try:
+                    body = source.s3.get_object(Bucket=source.bucket, Key=source.key,
+                                                Range=f"bytes={start}-{end}")["Body"]
+                except (ClientError, BotoCoreError) as error:
+                    source._failed(error)
+                    self.send_error(502)
+                    return
                 self._head(status, start, end)
                 try:
-                    while chunk := body.read(CHUNK_BYTES):
+                    while True:
+                        try:
+                            chunk = body.read(CHUNK_BYTES)
+                        except BotoCoreError as error:
+                            source._failed(error)
+                            self.close_connection = True  # ffmpeg sees the response end early
+                            return
+                        if not chunk:
+                            return
                         self.wfile.write(chunk)
                         with source._lock:
                             source.bytes_served += len(chunk)

@@ -121,9 +121,10 @@ class VideoStorage:
         except ClientError as error:
             log("cleanup_failed", job_id=None, key=key, error=str(error))
 
-    def delete(self, job: Job, count: int) -> None:
-        """Remove this job's first ``count`` segments (best effort: the row, not S3, says done)."""
-        keys = [{"Key": job.output_key(i)} for i in range(count)]
+    def delete(self, job: Job, count: int, *, first: int = 0) -> None:
+        """Remove this job's segments ``first`` .. ``first + count - 1`` (best effort: the row,
+        not S3, says done)."""
+        keys = [{"Key": job.output_key(i)} for i in range(first, first + count)]
         for start in range(0, len(keys), 1000):
             try:
                 self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})

@@ -6,7 +6,8 @@ router's ``processing_backend``), ``dispatched_at`` (else the backend's ``create
 ``first_claimed_at`` (the first attempt's claim; else ``processing_started_at``, the last
 attempt's, on rows written before it existed), ``completed_at``/``failed_at``,
 ``processing_seconds``, ``processing_memory_mb``, ``input_duration_seconds``, ``fell_back``,
-``error_type``, ``processing_attempts``, and, once fan-out exists, ``state_transitions``.
+``error_type``, ``processing_attempts``, and for a fanned-out job ``lambda_billed_seconds``,
+``lambda_invocations`` and ``state_transitions`` (processor.jobs.JobStore.add_billing).
 
 Definitions (docs/router.md, "Deciding the next step"):
 
@@ -21,8 +22,10 @@ Definitions (docs/router.md, "Deciding the next step"):
 - throughput is the video seconds of completed jobs per second of their processing time (how
   many times real time a backend cuts);
 - Lambda's cost per job: memory (GB) x billed seconds x the GB-second price, plus the request
-  price per invocation (``processing_attempts``), plus the Step Functions price per state
-  transition when a row carries ``state_transitions``.
+  price per invocation, plus the Step Functions price per state transition when a row carries
+  ``state_transitions``. Billed seconds and invocations are the row's ``lambda_billed_seconds``
+  and ``lambda_invocations`` when it has them (a fan-out's start, prepare, items, finish or
+  fail, each adding its own), else the processing time and ``processing_attempts``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ COMPLETED, FAILED = "COMPLETED", "FAILED"
 ROW_ATTRIBUTES = ("video_id", "status", "processed_by", "processing_backend", "fell_back", "created_at",
                   "dispatched_at", "first_claimed_at", "processing_started_at", "completed_at", "failed_at",
                   "processing_seconds", "processing_memory_mb", "input_duration_seconds", "error_type",
-                  "processing_attempts", "state_transitions")
+                  "processing_attempts", "lambda_billed_seconds", "lambda_invocations", "state_transitions")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class JobFacts:
     memory_mb: float | None
     invocations: int
     state_transitions: float | None
+    billed_seconds: float | None = None  # a fan-out's invocations together (lambda_billed_seconds)
 
     @property
     def finished(self) -> bool:
@@ -113,8 +117,10 @@ class JobFacts:
             processing=processing if end is not None else None,
             video_seconds=_number(row.get("input_duration_seconds")),
             memory_mb=_number(row.get("processing_memory_mb")),
-            invocations=max(1, int(_number(row.get("processing_attempts")) or 1)),
+            invocations=max(1, int(_number(row.get("lambda_invocations")) or _number(row.get("processing_attempts"))
+                                   or 1)),
             state_transitions=_number(row.get("state_transitions")),
+            billed_seconds=_number(row.get("lambda_billed_seconds")),
         )
 
 
@@ -144,10 +150,11 @@ class Figures:
 
 
 def _cost(job: JobFacts, prices: Prices) -> float | None:
-    if job.memory_mb is None or job.processing is None:
+    if job.memory_mb is None or (job.processing is None and job.billed_seconds is None):
         return None
-    # Lambda bills each invocation's duration rounded up to the millisecond.
-    billed = math.ceil(job.processing * 1000) / 1000
+    # Lambda bills each invocation's duration rounded up to the millisecond (a fan-out's steps
+    # each rounded theirs); a fan-out's wall time from claim to finish is not what it was billed.
+    billed = job.billed_seconds if job.billed_seconds is not None else math.ceil(job.processing * 1000) / 1000
     cost = job.memory_mb / 1024 * billed * prices.gb_second + job.invocations * prices.request
     if job.state_transitions is not None:
         cost += job.state_transitions * prices.state_transition

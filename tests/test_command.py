@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor import binaries, subtitles
-from processor.command import (GLOBAL_ARGS, caption_picture, caption_pictures_command, copy_command, copy_keyframes,
-                               copy_shortfall,
+from processor.command import (GLOBAL_ARGS, HttpInput, caption_picture, caption_pictures_command, copy_command,
+                               copy_keyframes, copy_shortfall,
                                cut_frames, encode_command, graph_path, output_rate, output_size, source,
                                stream_copy_possible, text_ranges, video_chain)
 from processor.plan import Segment
@@ -235,6 +235,15 @@ def test_one_segment_per_run_is_a_small_composition():
     assert [name for name, _ in chain] == ["fps", "format", "overlay"]
     assert chain[2][1] == {"x": "52", "y": "52", "format": "yuv420", "eof_action": "repeat", "picture": str(PICTURE)}
     assert option(argv, "-frames:v") == "150"
+
+
+def test_an_upload_over_http_may_use_http_and_tcp_only_and_the_probed_demuxer():
+    """A fan-out item's input (processor.ranged_input): no file, no playlist demuxer chosen by
+    the bytes, so nothing in the upload can make ffmpeg open another URL."""
+    upload = source(HttpInput("http://127.0.0.1:8000/input", "mov"), ss="12.016667")
+    argv = ffmpeg.output(upload["v:0"], "/o.mp4").compile()
+    assert argv[:argv.index("-i") + 2] == ["ffmpeg", "-f", "mov", "-protocol_whitelist", "http,tcp",
+                                           "-ss", "12.016667", "-i", "http://127.0.0.1:8000/input"]
 
 
 def test_neighbouring_ranges_of_one_text_merge():

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from processor.command import cut_frames, encode_command, output_rate
 from processor.engine import EncodeSettings, cut, cut_item
-from processor.fanout import (EXECUTION_NAME_LIMIT, INLINE_MAX_ITEMS, Item, execution_name, failure_of, inline,
-                              item_cut, plan_items, state_machine_arn)
+from processor.fanout import (EXECUTION_NAME_LIMIT, INLINE_MAX_ITEMS, FanoutSettings, Item, execution_name,
+                              failure_of, inline, item_cut, plan_items, state_machine_arn)
 from processor.plan import Segment
 from processor.probe import MediaInfo, probe
 from sandbox.media import gray_frame, make_video, mean_abs_diff
@@ -135,6 +135,28 @@ def test_the_state_machine_arn_follows_the_functions():
 ])
 def test_the_reason_a_step_failed(error, expected):
     assert failure_of(error) == expected
+
+
+@pytest.mark.parametrize(("segments", "duration", "container", "expected"), [
+    (4, 120.0, "mov", True),
+    (3, 600.0, "mov", False),  # too few segments
+    (12, 119.9, "mov", False),  # too short
+    (12, 600.0, "flv", False),  # a container an item cannot seek in over HTTP
+    (12, 600.0, None, False),
+])
+def test_a_job_fans_out_above_both_thresholds_in_a_seekable_container(segments, duration, container, expected):
+    assert FanoutSettings("machine", min_segments=4, min_duration_seconds=120).qualifies(
+        segments, duration, container) is expected
+
+
+def test_an_items_kept_reason_replaces_only_a_states_error():
+    kept = {"attempt": "a", "error_type": "ffmpeg_error", "message": "ffmpeg exited with status 1: x"}
+    threshold = {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "threshold exceeded"}
+    assert failure_of(threshold, kept) == ("ffmpeg_error", "ffmpeg exited with status 1: x")
+    assert failure_of(threshold) == (
+        "processing_error", "fan-out step failed with States.ExceedToleratedFailureThreshold: threshold exceeded")
+    prepare_failed = {"Error": "StepFailed", "Cause": json.dumps({"errorMessage": "input_too_large: too long"})}
+    assert failure_of(prepare_failed, kept) == ("input_too_large", "too long")
 
 
 def test_items_encoded_apart_equal_the_single_pass(tmp_path: Path):

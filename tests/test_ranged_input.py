@@ -3,6 +3,7 @@ seeking into an upload it reads only in part."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -12,11 +13,17 @@ import boto3
 import pytest
 
 from processor.binaries import tool
-from processor.command import HTTP_PROTOCOLS
+from processor.command import HTTP_PROTOCOLS, HttpInput, output_rate
+from processor.engine import EncodeSettings, cut, cut_item
+from processor.fanout import RANGED_CONTAINERS, item_cut, plan_items
+from processor.errors import NotAVideoError
+from processor.fanout_steps import probe_upload
 from processor.probe import probe
 from processor.ranged_input import RangedInput
+from processor.storage import VideoStorage
 from sandbox import backend
-from sandbox.media import make_video
+from sandbox.media import gray_frame, make_video, mean_abs_diff
+from tests.test_fanout import segments_of
 
 KEY = "uploads/user-1/clip.mp4"
 
@@ -78,3 +85,56 @@ def test_a_playlist_protocol_stays_refused(served, tmp_path: Path):
                              "-i", "file:/etc/hostname", "-f", "null", "-"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0 and "not on whitelist" in result.stderr
+
+
+def test_a_playlist_renamed_as_a_video_is_refused_by_the_probe_without_opening_its_urls(backend_world):
+    """probe_upload passes the containers an item may read as ffprobe's format whitelist: the
+    hls demuxer, which the bytes would select, is refused, and the URL the playlist names is
+    never opened (here a listening socket that counts no connection)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        playlist = (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:{port}/seg.ts\n"
+                    "#EXT-X-ENDLIST\n")
+        boto3.client("s3").put_object(Bucket=backend_world.bucket, Key=KEY, Body=playlist.encode())
+        with pytest.raises(NotAVideoError):
+            probe_upload(VideoStorage(backend_world.bucket), KEY)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+
+
+# A file of each container an item may read over HTTP, remuxed from the same encode.
+EXTENSIONS = {"mov": "mp4", "avi": "avi"}
+
+
+def test_every_container_an_item_reads_has_a_file_type_here():
+    assert set(EXTENSIONS) == RANGED_CONTAINERS
+
+
+@pytest.mark.parametrize("container", sorted(EXTENSIONS))
+def test_items_read_over_http_equal_the_single_pass_in_each_container(backend_world, tmp_path, container):
+    """Each container seeks differently (an index, cues, none): over the ranged input, items
+    encoded apart give the single pass's segments, a frame's duration apart at most."""
+    clip = make_video(tmp_path / "source.mp4", duration=6.0, fps=25)
+    upload = tmp_path / f"clip.{EXTENSIONS[container]}"
+    subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(clip), "-c", "copy", str(upload)], check=True, timeout=60)
+    key = f"uploads/user-1/clip.{EXTENSIONS[container]}"
+    backend.upload_video(str(upload), key, backend_world.bucket)
+    storage = VideoStorage(backend_world.bucket)
+    media = probe_upload(storage, key)
+    assert media.container == container
+    segments = segments_of([0.0, 1.5, 3.0, 4.5, media.duration], ["one", "two", None, "four"])
+    single = cut(upload, segments, tmp_path / "single", EncodeSettings(), media=media)
+    items = plan_items(segments, 2.5)
+    assert len(items) == 2
+    parts = []
+    with RangedInput(storage.s3, storage.bucket, key) as served:
+        for item in items:
+            parts += cut_item(HttpInput(served.url, media.container), item_cut(segments, item, output_rate(media)),
+                              tmp_path / f"item-{item.first}", EncodeSettings(), media=media)
+    assert len(parts) == len(single) == 4
+    for ours, theirs in zip(parts, single):
+        assert abs(ours.duration - theirs.duration) <= 1 / 25 + 1e-6, (container, ours, theirs)
+        width, _, pixels = gray_frame(ours.path, index=5)
+        band = width * 60  # the captions' band at the top
+        assert mean_abs_diff(pixels[:band], gray_frame(theirs.path, index=5)[2][:band]) < 3, container

@@ -133,6 +133,10 @@ def test_a_fanned_out_job_matches_the_single_pass(world, long_clip, job_id, tmp_
     # The report's figures, as the single pass records them: the video's length, claim to finish.
     assert float(row["input_duration_seconds"]) == pytest.approx(24.0, abs=0.05)
     assert 0 < float(row["processing_seconds"]) < 240
+    # What the report costs it by (router.report): the start, prepare, two items and finish each
+    # added their billed seconds; 4 + 2 items state transitions (processor.fanout.state_transitions).
+    assert (row["lambda_invocations"], row["state_transitions"]) == (5, 6)
+    assert 0 < float(row["lambda_billed_seconds"]) < 5 * 120
 
     # The single pass on the same input, as the engine cuts it.
     job = make_job(job_id=job_id, s3_key="x.mp4", cutting_options={"type": "fixed", "duration_seconds": 4},
@@ -189,20 +193,36 @@ def test_an_item_killed_once_is_retried_and_the_job_completes(world, long_clip, 
 
 
 def test_an_item_failing_for_good_fails_the_job_and_leaves_no_keys(world, long_clip, job_id, tmp_path):
-    """The upload's tail is cut off behind a moov box at the front: it probes whole, so the
-    first item encodes and uploads, and the last one finds no frames."""
+    """The upload's tail is cut off behind a moov box at the front: it probes whole and decodes
+    to 14.4 s, so the last item (12-24 s) runs out of frames and fails the job. The first item
+    (0-12 s) would encode whole: its ffmpeg is held stopped until the fail step has run, so it
+    ends after the job's keys were removed, and must not leave its own behind."""
     local, arn = world.local, world.arn
     whole = tmp_path / "whole.mp4"
     subprocess.run([tool("ffmpeg"), "-v", "error", "-i", str(long_clip), "-c", "copy", "-movflags", "+faststart",
                     str(whole)], check=True)
     truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.4)])
+    truncated.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.6)])
     queued, _ = start_job(local, truncated, job_id)
-    execution = finished(arn, job_id)
+
+    def first_item_encoding():
+        return next((pid for pid in descendants(os.getpid())
+                     if command_of(pid).startswith(("ffmpeg", "/opt/bin/ffmpeg"))
+                     and "http://127.0.0.1" in command_of(pid) and " -ss " not in command_of(pid)), None)
+    ffmpeg = wait_until(first_item_encoding, 120, lambda: "the first item never encoded", interval=0.01)
+    os.kill(ffmpeg, signal.SIGSTOP)
+    try:
+        execution = finished(arn, job_id)
+        row = queued.wait_for("FAILED")
+    finally:
+        os.kill(ffmpeg, signal.SIGCONT)
     assert execution["status"] == "FAILED", execution
-    row = queued.wait_for("FAILED")
     assert row["error_type"] == "invalid_input", row
     assert "input is truncated or corrupt" in row["error_message"], row["error_message"]
+    first = next(i for i in local.invocations.values() if i.event.get("fanout") == "item"
+                 and i.event["job"]["job_id"] == job_id and i.event["item"]["first"] == 0)
+    wait_until(lambda: first.status in ("succeeded", "failed"), 120, lambda: "the first item never ended")
+    assert first.status == "failed" and "is no longer held" in first.error["errorMessage"], first.error
     assert queued.segment_keys() == []
 
 

@@ -148,6 +148,8 @@ BAD = [
     ({"fanout": {"minDurationSeconds": -1}}, f"{NS}:fanout.minDurationSeconds"),
     ({"fanout": {"maxConcurrency": 0}}, f"{NS}:fanout.maxConcurrency"),
     ({"fanout": {"maxConcurrency": 10001}}, f"{NS}:fanout.maxConcurrency"),
+    ({"function": {"reservedConcurrency": 60}}, f"{NS}:fanout.maxConcurrency"),  # the default 60
+    ({"function": {"reservedConcurrency": 50}, "fanout": {"maxConcurrency": 60}}, f"{NS}:fanout.maxConcurrency"),
 ]
 
 
@@ -157,6 +159,17 @@ def test_bad_configuration_names_its_key(overrides: dict[str, Any], key: str):
         settings(**overrides)
     assert raised.value.key == key
     assert str(raised.value).startswith(f"configuration {key}: ")
+
+
+def test_fanout_concurrency_stays_below_the_functions_reserved_concurrency():
+    assert settings(function={"reservedConcurrency": 61}).fanout.max_concurrency == 60
+    # 0 stops the function; without fan-out no job takes the Map's share.
+    assert settings(function={"reservedConcurrency": 0}).function.reserved_concurrency == 0
+    assert settings(function={"reservedConcurrency": 10}, fanout={"enabled": False}).fanout.enabled is False
+    with pytest.raises(ConfigError) as raised:
+        settings(function={"reservedConcurrency": 60})
+    assert str(raised.value) == (f"configuration {NS}:fanout.maxConcurrency: must be below "
+                                 "function.reservedConcurrency (60), got 60")
 
 
 def test_default_tags_are_allowed_when_nothing_is_adopted():

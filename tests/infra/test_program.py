@@ -38,7 +38,7 @@ CUSTOM_CONFIG = {
     "environment": "prod",
     "existing": {"bucketName": "clips-videos", "tableName": "clips-jobs", "roleName": "clips-role",
                  "policyName": "clips-inline", "uploadPrefix": "incoming/"},
-    "function": {"memoryMb": 4096, "timeoutSeconds": 600, "ephemeralStorageMb": 4096, "reservedConcurrency": 7,
+    "function": {"memoryMb": 4096, "timeoutSeconds": 600, "ephemeralStorageMb": 4096, "reservedConcurrency": 150,
                  "logRetentionDays": 14, "maxRetryAttempts": 1, "maxEventAgeSeconds": 3600},
     "railwayUserName": "clips-railway",
     "sweep": {"rateMinutes": 1, "olderThanMinutes": 120, "action": "markFailed", "maxRedispatches": 0},
@@ -177,7 +177,7 @@ def test_without_adoption_the_existing_resources_are_only_read():
                                  "FANOUT_STATE_MACHINE": "easy-video-share-video-processor-fanout",
                                  "FANOUT_MIN_SEGMENTS": "4", "FANOUT_MIN_DURATION_SECONDS": "120"}}),
     ("custom", {"name": "clips-video-processor", "memorySize": 4096, "timeout": 600,
-                "ephemeralStorage": {"size": 4096}, "reserved": 7, "region": "eu-central-1",
+                "ephemeralStorage": {"size": 4096}, "reserved": 150, "region": "eu-central-1",
                 "role": "clips-role", "layer": "clips-ffmpeg",
                 "environment": {"S3_BUCKET_NAME": "clips-videos", "DYNAMODB_TABLE_NAME": "clips-jobs",
                                 "MAX_ATTEMPTS": "2", "FANOUT_STATE_MACHINE": "clips-video-processor-fanout",
@@ -529,6 +529,7 @@ def test_the_fanout_state_machine_and_its_role_invoke_this_function_only():
     assert statements(declaration, "video-processor-fanout-start") == {
         (("states:StartExecution",), (machine_arn,)),
         (("s3:DeleteObject", "s3:PutObject"), ("arn:aws:s3:::clips-videos/fanout-items/*",)),
+        (("s3:GetObject",), ("arn:aws:s3:::clips-videos/processed/*",)),
     }
     assert declaration.named("video-processor-fanout-start-attachment").inputs == {
         "role": "clips-role", "policyArn": f"arn:aws:iam::{ACCOUNT}:policy/clips-video-processor-fanout-start"}

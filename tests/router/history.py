@@ -30,6 +30,8 @@ class Past:
     attempts: int = 1
     retried_after: float = 0.0  # first claim to the last attempt's claim
     transitions: int | None = None
+    billed: float | None = None  # a fan-out's lambda_billed_seconds, its invocations' together
+    invocations: int | None = None  # a fan-out's lambda_invocations
     recorded: bool = True  # False: a row from before processing_seconds was written (timestamps only)
     minutes_ago: float = 10.0
 
@@ -64,6 +66,10 @@ def row(job_id: str, past: Past, now: datetime) -> dict[str, Any]:
             item["error_type"] = past.error_type
         if past.transitions is not None:
             item["state_transitions"] = past.transitions
+        if past.billed is not None:
+            item["lambda_billed_seconds"] = Decimal(str(past.billed))
+        if past.invocations is not None:
+            item["lambda_invocations"] = past.invocations
     return item
 
 

@@ -30,9 +30,11 @@ def mixed_history() -> list[Past]:
     lambda_jobs = completed("lambda", LAMBDA_DONE, MEMORY)
     # A row from before processing_seconds existed: the time comes from its timestamps.
     lambda_jobs[2] = replace(lambda_jobs[2], recorded=False)
-    # A retried job (its last attempt claimed 100 s after the first) that, with fan-out, also went
-    # through 12 state transitions. Its queue wait ends at the first claim.
-    lambda_jobs[9] = replace(lambda_jobs[9], attempts=2, transitions=12, retried_after=100)
+    # A retried job (its last attempt claimed 100 s after the first) that then fanned out: 9
+    # invocations billed 150.5 s together (its 40 s are wall time) and 12 state transitions.
+    # Its queue wait ends at the first claim.
+    lambda_jobs[9] = replace(lambda_jobs[9], attempts=2, transitions=12, retried_after=100, billed=150.5,
+                             invocations=9)
     lambda_jobs += [Past("lambda", "FAILED", wait=3, processing=5, memory_mb=MEMORY, error_type="timeout"),
                     Past("lambda", "FAILED", wait=7, processing=6, memory_mb=MEMORY, error_type="not_a_video"),
                     Past("lambda", "PROCESSING", wait=4, memory_mb=MEMORY)]
@@ -76,8 +78,9 @@ def test_the_report_equals_the_figures_computed_by_hand(history):
     # Processing of the completed, sorted: 9 10 11 12 13 14 15 16 30 40 -> 5th and 10th.
     assert (lam.processing_p50, lam.processing_p95) == pytest.approx((13, 40), abs=1e-3)
     assert lam.video_seconds_per_second == pytest.approx(370 / 170, rel=1e-4)
-    # 2 GB x (170 s completed + 11 s failed) + 13 invocations + 12 transitions, over 12 finished jobs.
-    by_hand = (2 * 181 * 0.0000166667 + 13 * 0.20 / 1e6 + 12 * 0.025 / 1000) / 12
+    # 2 GB x (170 s completed, the fan-out's 40 s of wall time billed as 150.5 s, + 11 s failed)
+    # + 20 invocations (11 single passes, the fan-out's 9) + 12 transitions, over 12 finished jobs.
+    by_hand = (2 * (170 - 40 + 150.5 + 11) * 0.0000166667 + 20 * 0.20 / 1e6 + 12 * 0.025 / 1000) / 12
     assert (lam.cost_per_job, lam.costed_jobs) == (pytest.approx(by_hand, rel=1e-6), 12)
 
     assert (cel.jobs, cel.completed, cel.failed, cel.open, cel.fallbacks) == (10, 8, 1, 1, 2)
