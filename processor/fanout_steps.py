@@ -73,7 +73,7 @@ def media_from_dict(value: dict[str, Any]) -> MediaInfo:
 def probe_upload(storage: VideoStorage, key: str) -> MediaInfo:
     """What ffprobe finds in an upload, reading only its index over HTTP: whether a job fans out
     is known before any download, and a job that does is never downloaded whole."""
-    with RangedInput(storage.s3, storage.bucket, key) as upload:
+    with RangedInput(storage.s3, storage.bucket, key, storage.size(key)) as upload:
         return probe_url(upload.url, Path(key).name, HTTP_PROTOCOLS, ",".join(sorted(RANGED_CONTAINERS)))
 
 
@@ -209,7 +209,7 @@ class FanoutSteps:
         part = item_cut(segments, item, output_rate(media))
         # Only the bytes of its own segments (and the index) are read: not the whole upload.
         with tempfile.TemporaryDirectory(dir=self.runner.settings.scratch_dir, prefix="item-") as scratch, \
-                RangedInput(storage.s3, storage.bucket, job.s3_key) as upload:
+                RangedInput(storage.s3, storage.bucket, job.s3_key, storage.size(job.s3_key)) as upload:
             files = cut_item(HttpInput(upload.url, media.container), part, Path(scratch) / "segments",
                              self.runner.settings.encode, media=media, on_progress=lambda _: heartbeat(),
                              deadline=deadline)

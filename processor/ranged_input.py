@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from processor.aws_errors import AwsError, aws_call, is_transient
+from processor.aws_errors import AwsError, is_transient
 from processor.errors import TransientError
 
 CHUNK_BYTES = 1024 * 1024
@@ -40,13 +40,12 @@ PATH = "/input"
 
 
 class RangedInput:
-    """Serves ``s3://bucket/key`` at ``url`` while open; ``bytes_served`` counts what ffmpeg read."""
+    """Serves ``s3://bucket/key`` (``size`` bytes, processor.storage.VideoStorage.size) at
+    ``url`` while open; ``bytes_served`` counts what ffmpeg read."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, response_limit: int = RESPONSE_LIMIT_BYTES) -> None:
-        self.s3, self.bucket, self.key = s3, bucket, key
+    def __init__(self, s3: Any, bucket: str, key: str, size: int, response_limit: int = RESPONSE_LIMIT_BYTES) -> None:
+        self.s3, self.bucket, self.key, self.size = s3, bucket, key, size
         self.response_limit = response_limit
-        with aws_call(f"S3 HeadObject s3://{bucket}/{key}"):
-            self.size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
         self.bytes_served = 0
         self.failure: ClientError | BotoCoreError | None = None
         self._lock = threading.Lock()

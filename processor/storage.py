@@ -42,20 +42,25 @@ class VideoStorage:
         self.bucket = bucket
         self.s3 = client or boto3.client("s3")
 
-    def download(self, key: str, directory: Path, on_progress: Callable[[float], None] | None = None) -> Path:
-        """Download ``key`` into ``directory`` after proving it will fit with its segments.
-
-        ``on_progress`` gets the fraction downloaded, from the transfer's threads.
-        """
+    def size(self, key: str) -> int:
+        """The upload's size in bytes; a key that is missing (or that the processor may not
+        read) is InputNotFoundError, whether the job downloads it or fans out over it."""
         with aws_call(f"S3 HeadObject s3://{self.bucket}/{key}"):
             try:
-                size = self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+                return int(self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
             except ClientError as error:
                 # Without s3:ListBucket, S3 answers a missing key with 403, not 404.
                 if error.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
                     raise InputNotFoundError(f"input s3://{self.bucket}/{key} does not exist "
                                              "or the processor may not read it") from error
                 raise
+
+    def download(self, key: str, directory: Path, on_progress: Callable[[float], None] | None = None) -> Path:
+        """Download ``key`` into ``directory`` after proving it will fit with its segments.
+
+        ``on_progress`` gets the fraction downloaded, from the transfer's threads.
+        """
+        size = self.size(key)
         ensure_fits(size, shutil.disk_usage(directory).free, directory)
         target = directory / ("input" + Path(key).suffix.lower()[:8])
         done = 0

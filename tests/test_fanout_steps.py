@@ -115,26 +115,33 @@ def test_a_distributed_maps_failure_fails_the_job_with_the_items_own_reason(clai
     with pytest.raises(StepFailed) as failed:
         steps.run(step(job, claim.attempt_id, "item", item={"first": 0, "count": 1}, media=media_to_dict(MEDIA)),
                   time.monotonic() + 600)
-    assert failed.value.error_type == "aws_error"
+    assert failed.value.error_type == "input_not_found"
     map_failed = {"Error": "States.ExceedToleratedFailureThreshold",
                   "Cause": "The specified tolerated failure threshold was exceeded"}
     failed_step = steps.run(step(job, claim.attempt_id, "fail", error=map_failed), time.monotonic() + 600)
     assert failed_step["status"] == "failed"
     row = store.get(job.job_id)
-    assert (row["status"], row["error_type"]) == ("FAILED", "aws_error"), row
-    assert row["error_message"].startswith(f"S3 HeadObject s3://{job.bucket}/{job.s3_key}: "), row["error_message"]
+    assert (row["status"], row["error_type"]) == ("FAILED", "input_not_found"), row
+    assert row["error_message"].startswith(f"input s3://{job.bucket}/{job.s3_key} does not exist"), row["error_message"]
 
 
-def test_an_s3_failure_while_an_item_reads_is_retried_not_called_a_corrupt_input(claimed, tmp_path, monkeypatch):
-    """S3 failing every ranged GET (botocore's own retries exhausted) reaches ffmpeg as a
-    connection closed early, which it reports as a truncated input; the step is retried
-    instead, and once S3 answers again the item encodes."""
+def s3_through_a_proxy(claimed, tmp_path, monkeypatch):
+    """The claimed job cut in 4 s segments of an uploaded 12 s clip, with S3 behind a fault
+    proxy (the caller closes it)."""
     store, claim, job = claimed
     job = dataclasses.replace(job, cut=FixedCut(4))
     clip = make_video(tmp_path / "clip.mp4", duration=12.0)
     backend.upload_video(str(clip), job.s3_key, job.bucket)
     proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    return store, claim, job, clip, proxy
+
+
+def test_an_s3_failure_while_an_item_reads_is_retried_not_called_a_corrupt_input(claimed, tmp_path, monkeypatch):
+    """S3 failing every ranged GET (botocore's own retries exhausted) reaches ffmpeg as a
+    connection closed early, which it reports as a truncated input; the step is retried
+    instead, and once S3 answers again the item encodes."""
+    store, claim, job, clip, proxy = s3_through_a_proxy(claimed, tmp_path, monkeypatch)
     try:
         steps = FanoutSteps(build_runner("lambda"))
         media = probe_upload(steps.runner.storage, job.s3_key)
@@ -222,12 +229,7 @@ def test_an_item_uploading_as_the_job_fails_removes_its_own_keys(claimed, tmp_pa
     and the item's upload (on the wire, as the upload's PUT arrives), so the fail step removed
     the job's keys before these existed; the item finds its job FAILED under its own attempt
     and removes them."""
-    store, claim, job = claimed
-    job = dataclasses.replace(job, cut=FixedCut(4))
-    clip = make_video(tmp_path / "clip.mp4", duration=12.0)
-    backend.upload_video(str(clip), job.s3_key, job.bucket)
-    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    store, claim, job, clip, proxy = s3_through_a_proxy(claimed, tmp_path, monkeypatch)
     try:
         steps = FanoutSteps(build_runner("lambda"))
         media = media_to_dict(probe_upload(steps.runner.storage, job.s3_key))

@@ -33,7 +33,9 @@ def served(backend_world, tmp_path):
     """A 1.4 MB upload, served in responses of at most 64 KB (8 MB in Lambda, for gigabytes)."""
     clip = make_video(tmp_path / "clip.mp4", duration=12.0)
     backend.upload_video(str(clip), KEY, backend_world.bucket)
-    with RangedInput(boto3.client("s3"), backend_world.bucket, KEY, response_limit=64 * 1024) as upload:
+    s3 = boto3.client("s3")
+    with RangedInput(s3, backend_world.bucket, KEY, VideoStorage(backend_world.bucket, s3).size(KEY),
+                     response_limit=64 * 1024) as upload:
         yield upload, clip
 
 
@@ -128,7 +130,7 @@ def test_items_read_over_http_equal_the_single_pass_in_each_container(backend_wo
     items = plan_items(segments, 2.5)
     assert len(items) == 2
     parts = []
-    with RangedInput(storage.s3, storage.bucket, key) as served:
+    with RangedInput(storage.s3, storage.bucket, key, storage.size(key)) as served:
         for item in items:
             parts += cut_item(HttpInput(served.url, media.container), item_cut(segments, item, output_rate(media)),
                               tmp_path / f"item-{item.first}", EncodeSettings(), media=media)
