@@ -89,6 +89,8 @@ def write_readme(table: str, machine: str) -> None:
         "(`VIDEO_MAX_LONG_SIDE`). The estimate columns are `processor.limits.estimate` for the",
         "same case: the job is refused before encoding when it exceeds the function's memory or",
         "time left. Peak RSS and CPU time hardly move with other load on the machine; wall time does.",
+        "Peak RSS varies by about 25 MB between runs of the same case (312 MB at 1080p in an",
+        "earlier run); `processor.limits` keeps its constants below the lowest seen.",
         "",
         f"Machine: {machine}.",
         "",

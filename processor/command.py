@@ -66,7 +66,7 @@ MAX_OUTPUT_FPS = Fraction(60)
 MIN_OUTPUT_FPS = Fraction(15)
 AUDIO_BITRATE = "128k"
 # The short-form platforms this backend feeds show at most 1080x1920; a larger output costs
-# Lambda memory and time for pixels nobody sees (an 8K input peaked at 3.5 GB unscaled, 0.6 GB
+# Lambda memory and time for pixels nobody sees (an 8K input peaked at 3.6 GB unscaled, 0.6 GB
 # at 1920; bench/README.md). ``VIDEO_MAX_LONG_SIDE`` changes it (processor.engine).
 MAX_LONG_SIDE = 1920
 # What the cap may be set to: below 240 a caption would be a few pixels high; 7680 is 8K.

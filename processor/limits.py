@@ -8,7 +8,7 @@ The model is linear in pixels, calibrated on the pinned ffmpeg with libx264 very
 (bench/memory_bench.py; figures in bench/README.md, "Memory"):
 
 - peak memory: a fixed part, plus decoder frames in the input's pixels, plus x264's lookahead
-  and reference frames in the output's pixels (this dominates: an 8K output peaked at 3.5 GB,
+  and reference frames in the output's pixels (this dominates: an 8K output peaked at 3.6 GB,
   an 8K input scaled to 1920 at 0.6 GB);
 - CPU time: per frame, decoding in input pixels plus encoding in output pixels; wall time is
   at best that over the cores the process may use.
@@ -30,7 +30,7 @@ from processor.command import output_rate, output_size
 from processor.errors import InvalidInputError
 from processor.probe import MediaInfo
 
-BASE_MB = 90.0
+BASE_MB = 60.0
 INPUT_MB_PER_MEGAPIXEL = 9.5
 OUTPUT_MB_PER_MEGAPIXEL = 97.0
 DECODE_CPU_SECONDS_PER_MEGAPIXEL_FRAME = 0.0015
